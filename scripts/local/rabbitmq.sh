@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Local RabbitMQ node (Debian's rabbitmq-server 3.10) run from a project-local
+# base directory, as the invoking user, bound to 127.0.0.1 only.
+#
+#   scripts/local/rabbitmq.sh start          configure, start, wait until ping + AMQP port answer
+#   scripts/local/rabbitmq.sh stop           rabbitmqctl stop, wait, SIGTERM/SIGKILL after a deadline
+#   scripts/local/rabbitmq.sh status         "up"/"down"; exit 0 if up, 3 if down
+#   scripts/local/rabbitmq.sh logs [-f] [N]  last N (200) lines of the node log, -f to follow
+#   scripts/local/rabbitmq.sh ctl ARGS...    rabbitmqctl against this node (right cookie/nodename)
+#   scripts/local/rabbitmq.sh diag ARGS...   rabbitmq-diagnostics against this node
+#   scripts/local/rabbitmq.sh reset          stop and delete the node's data (queues, users, ...)
+#
+# Env: PIX_STATE (<repo>/.local), RABBITMQ_PORT (5672), RABBITMQ_MGMT_PORT (15672),
+#      RABBITMQ_PROM_PORT (15692), PIX_RABBITMQ_NODENAME (pix@localhost),
+#      RABBITMQ_START_TIMEOUT (60), RABBITMQ_STOP_TIMEOUT (60).
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+RMQ_HOST=127.0.0.1
+RMQ_PORT="${RABBITMQ_PORT:-5672}"
+RMQ_MGMT_PORT="${RABBITMQ_MGMT_PORT:-15672}"
+RMQ_PROM_PORT="${RABBITMQ_PROM_PORT:-15692}"
+RMQ_NODE="${PIX_RABBITMQ_NODENAME:-pix@localhost}"
+RMQ_START_TIMEOUT="${RABBITMQ_START_TIMEOUT:-60}"
+RMQ_STOP_TIMEOUT="${RABBITMQ_STOP_TIMEOUT:-60}"
+# The Debian /usr/sbin/rabbitmq* wrappers switch to the `rabbitmq` user (with
+# its own HOME and cookie) when called as root; call the real scripts instead.
+RMQ_BIN="${RABBITMQ_BIN_DIR:-/usr/lib/rabbitmq/bin}"
+
+BASE="$PIX_STATE/rabbitmq"
+RMQ_HOME="$BASE/home"            # HOME of the node and of our CLI calls: holds .erlang.cookie
+COOKIE="$RMQ_HOME/.erlang.cookie"
+CONF="$BASE/rabbitmq.conf"
+LOGDIR="$PIX_LOGS/rabbitmq"
+LOG="$LOGDIR/rabbitmq.log"       # the node's own log
+OUT="$LOGDIR/startup.log"        # stdout/stderr of rabbitmq-server
+LAUNCHER_PID="$BASE/launcher.pid" # the rabbitmq-server shell wrapper
+NODE_PID="$BASE/rabbitmq.pid"    # the Erlang VM (beam.smp), written by RabbitMQ
+
+usage() { pix_usage "${BASH_SOURCE[0]}"; }
+
+# Everything RabbitMQ reads; exported so that the server and the CLI tools
+# started from this script agree on node name, cookie and files. Nothing under
+# /etc/rabbitmq or /var/lib/rabbitmq is used.
+rmq_env() {
+    export HOME="$RMQ_HOME"
+    export RABBITMQ_NODENAME="$RMQ_NODE"
+    export RABBITMQ_USE_LONGNAME=false
+    export RABBITMQ_BASE="$BASE"
+    export RABBITMQ_CONF_ENV_FILE="$BASE/rabbitmq-env.conf"
+    export RABBITMQ_CONFIG_FILE="$CONF"
+    export RABBITMQ_CONFIG_FILES="$BASE/conf.d"
+    export RABBITMQ_ADVANCED_CONFIG_FILE="$BASE/advanced.config"
+    export RABBITMQ_ENABLED_PLUGINS_FILE="$BASE/enabled_plugins"
+    export RABBITMQ_MNESIA_BASE="$BASE/mnesia"
+    export RABBITMQ_MNESIA_DIR="$BASE/mnesia/$RMQ_NODE"
+    export RABBITMQ_PLUGINS_EXPAND_DIR="$BASE/mnesia/$RMQ_NODE-plugins-expand"
+    export RABBITMQ_FEATURE_FLAGS_FILE="$BASE/mnesia/$RMQ_NODE-feature_flags"
+    export RABBITMQ_PID_FILE="$NODE_PID"
+    export RABBITMQ_LOG_BASE="$LOGDIR"
+    export RABBITMQ_LOGS="$LOG"
+    export ERL_CRASH_DUMP="$LOGDIR/erl_crash.dump"
+    export RABBITMQ_DIST_PORT=$((RMQ_PORT + 20000))
+    # Erlang distribution and epmd on loopback only (they default to 0.0.0.0).
+    export ERL_EPMD_ADDRESS=127.0.0.1
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    # The CLI reads the cookie from $HOME; make sure nothing overrides it.
+    unset RABBITMQ_ERLANG_COOKIE
+}
+
+ctl() { (rmq_env && cd "$BASE" && "$RMQ_BIN/rabbitmqctl" "$@"); }
+diag() { (rmq_env && cd "$BASE" && "$RMQ_BIN/rabbitmq-diagnostics" "$@"); }
+
+node_pings() { diag -q ping -t 5 >/dev/null 2>&1; }
+node_healthy() { port_open "$RMQ_HOST" "$RMQ_PORT" && node_pings; }
+
+launcher_pid() {
+    local pid
+    pid="$(pid_from_file "$LAUNCHER_PID")"
+    if [[ -n "$pid" ]] && pid_alive "$pid" rabbitmq-server; then
+        printf '%s\n' "$pid"
+    fi
+}
+
+node_pid() {
+    local pid
+    pid="$(pid_from_file "$NODE_PID")"
+    if [[ -n "$pid" ]] && pid_alive "$pid" beam; then
+        printf '%s\n' "$pid"
+    fi
+}
+
+# ---- configuration ----------------------------------------------------------
+
+write_if_changed() {
+    local f="$1" tmp
+    tmp="$(mktemp "$f.XXXXXX")"
+    cat >"$tmp"
+    if [[ -f "$f" ]] && cmp -s "$tmp" "$f"; then
+        rm -f "$tmp"
+    else
+        mv "$tmp" "$f"
+        echo "    wrote $f"
+    fi
+}
+
+write_config() {
+    mkdir -p "$BASE" "$BASE/conf.d" "$BASE/mnesia" "$RMQ_HOME" "$LOGDIR"
+    chmod 700 "$RMQ_HOME"
+    if [[ ! -s "$COOKIE" ]]; then
+        # Erlang wants a private cookie file (mode 400); 40 random hex digits.
+        (umask 077 && od -An -N20 -tx1 /dev/urandom | tr -d ' \n' >"$COOKIE")
+        echo "    wrote $COOKIE (new Erlang cookie)"
+    fi
+    chmod 400 "$COOKIE"
+    write_if_changed "$CONF" <<EOF
+# Generated by scripts/local/rabbitmq.sh -- edits are overwritten on the next start.
+listeners.tcp.default = $RMQ_HOST:$RMQ_PORT
+management.tcp.ip = $RMQ_HOST
+management.tcp.port = $RMQ_MGMT_PORT
+prometheus.tcp.ip = $RMQ_HOST
+prometheus.tcp.port = $RMQ_PROM_PORT
+# guest/guest stays, and may only log in from loopback (the default).
+loopback_users.guest = true
+log.file = $LOG
+log.file.level = info
+log.console = false
+EOF
+    write_if_changed "$BASE/enabled_plugins" <<'EOF'
+[rabbitmq_management,rabbitmq_prometheus].
+EOF
+    write_if_changed "$BASE/rabbitmq-env.conf" <<'EOF'
+# Intentionally empty: scripts/local/rabbitmq.sh sets RABBITMQ_* in the environment
+# (this file replaces /etc/rabbitmq/rabbitmq-env.conf for the project-local node).
+EOF
+}
+
+# ---- commands ---------------------------------------------------------------
+
+foreign_listener() {
+    # Best effort description of who listens on the AMQP port.
+    local who="" pid="" user=""
+    if command -v ss >/dev/null 2>&1; then
+        who="$(ss -Hltnp "sport = :$RMQ_PORT" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 pid \2/p' | head -n 1)"
+        pid="${who##* }"
+    fi
+    [[ "$pid" =~ ^[0-9]+$ ]] && user="$(ps -o user= -p "$pid" 2>/dev/null || true)"
+    if [[ "$user" == rabbitmq ]]; then
+        printf '%s\n' "$who, user rabbitmq: the packaged rabbitmq-server (node rabbit@$(hostname -s))"
+    elif [[ -n "$who" ]]; then
+        printf '%s\n' "$who${user:+, user $user}: not node $RMQ_NODE"
+    else
+        printf '%s\n' "unknown process"
+    fi
+}
+
+cmd_start() {
+    local t0 pid
+    t0="$(now_us)"
+    [[ -x "$RMQ_BIN/rabbitmq-server" ]] || die "$RMQ_BIN/rabbitmq-server not found: run scripts/local/deps.sh"
+    mkdir -p "$BASE"
+
+    if node_healthy; then
+        ok "rabbitmq already running (node $RMQ_NODE, pid $(node_pid), amqp $RMQ_HOST:$RMQ_PORT)"
+        return 0
+    fi
+    if port_open "$RMQ_HOST" "$RMQ_PORT" && [[ -z "$(launcher_pid)" && -z "$(node_pid)" ]]; then
+        # Something else (e.g. the packaged rabbitmq-server service) owns the
+        # port. Don't fight it: tell the user and leave it alone.
+        warn "$RMQ_HOST:$RMQ_PORT is already served by a process this script did not start: $(foreign_listener)"
+        warn "not starting $RMQ_NODE next to it; clients of $RMQ_HOST:$RMQ_PORT will use that broker."
+        warn "to use the project-local node instead, stop the other one, or set RABBITMQ_PORT (and RABBITMQ_MGMT_PORT/RABBITMQ_PROM_PORT)."
+        return 0
+    fi
+
+    step "writing config in $BASE"
+    write_config
+
+    pid="$(launcher_pid)"
+    if [[ -n "$pid" ]]; then
+        step "rabbitmq-server (pid $pid) already launched; waiting for it"
+    else
+        rm -f "$LAUNCHER_PID"
+        step "starting rabbitmq-server as node $RMQ_NODE (log: $LOG)"
+        echo "===== $(date '+%F %T') rabbitmq.sh start =====" >>"$OUT"
+        # Background rather than -detached: the wrapper script stays in the
+        # foreground of its own session, turns SIGTERM into a clean shutdown,
+        # and we know its pid. setsid: survive this shell and its Ctrl-C.
+        # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+        (rmq_env && cd "$BASE" && exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$LAUNCHER_PID" \
+            nohup "$RMQ_BIN/rabbitmq-server" </dev/null >>"$OUT" 2>&1) &
+        for _ in $(seq 1 50); do
+            pid="$(pid_from_file "$LAUNCHER_PID")"
+            [[ -n "$pid" ]] && break
+            sleep 0.1
+        done
+        [[ -n "$pid" ]] || die "rabbitmq-server did not write $LAUNCHER_PID"
+        echo "    launcher pid $pid"
+    fi
+    if ! wait_until "rabbitmq node $RMQ_NODE (ping + amqp $RMQ_HOST:$RMQ_PORT)" "$RMQ_START_TIMEOUT" \
+        --log "$LOG" --pid "$pid" node_healthy; then
+        warn "rabbitmq-server output ($OUT):"
+        tail -n 20 "$OUT" | sed 's/^/    | /' >&2
+        die "rabbitmq did not become ready"
+    fi
+    ok "rabbitmq up (node $RMQ_NODE, pid $(node_pid), amqp $RMQ_HOST:$RMQ_PORT, http://$RMQ_HOST:$RMQ_MGMT_PORT guest/guest, metrics :$RMQ_PROM_PORT) in $(elapsed_since "$t0")s"
+}
+
+cmd_stop() {
+    local t0 lpid npid
+    t0="$(now_us)"
+    lpid="$(launcher_pid)"
+    npid="$(node_pid)"
+    if [[ -z "$lpid" && -z "$npid" ]] && ! node_pings; then
+        ok "rabbitmq not running"
+        if port_open "$RMQ_HOST" "$RMQ_PORT"; then
+            warn "but $RMQ_HOST:$RMQ_PORT is open ($(foreign_listener)): not started by this script, leaving it alone"
+        fi
+        return 0
+    fi
+    step "rabbitmqctl stop (node $RMQ_NODE)"
+    if ctl stop -t "$RMQ_STOP_TIMEOUT" 2>&1 | sed 's/^/    /'; then
+        :
+    else
+        warn "rabbitmqctl stop failed; falling back to signals"
+    fi
+    if [[ -n "$npid" ]]; then
+        wait_until "rabbitmq VM (pid $npid) to exit" "$RMQ_STOP_TIMEOUT" proc_gone "$npid" \
+            || stop_pid "rabbitmq VM" "$npid" 10 || die "could not stop the rabbitmq VM (pid $npid)"
+    fi
+    if [[ -n "$lpid" ]]; then
+        wait_until "rabbitmq-server wrapper (pid $lpid) to exit" 10 proc_gone "$lpid" \
+            || stop_pid "rabbitmq-server wrapper" "$lpid" 10 || true
+    fi
+    rm -f "$LAUNCHER_PID" "$NODE_PID"
+    ok "rabbitmq stopped in $(elapsed_since "$t0")s"
+}
+
+cmd_status() {
+    if node_healthy; then
+        echo "rabbitmq: up (node $RMQ_NODE, pid $(node_pid), amqp $RMQ_HOST:$RMQ_PORT, management $RMQ_HOST:$RMQ_MGMT_PORT, prometheus $RMQ_HOST:$RMQ_PROM_PORT, state $BASE)"
+        return 0
+    fi
+    local lpid
+    lpid="$(launcher_pid)"
+    if [[ -n "$lpid" ]]; then
+        echo "rabbitmq: down (rabbitmq-server pid $lpid exists but node $RMQ_NODE does not answer: starting or broken; see $LOG)"
+    elif port_open "$RMQ_HOST" "$RMQ_PORT"; then
+        # Same rule as `start`: a broker we did not start serves the port.
+        echo "rabbitmq: up, but not ours (node $RMQ_NODE not running; $RMQ_HOST:$RMQ_PORT is served by $(foreign_listener))"
+        return 0
+    else
+        echo "rabbitmq: down"
+    fi
+    return 3
+}
+
+cmd_logs() {
+    local follow=0 n=200
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            -f | --follow) follow=1 ;;
+            *[!0-9]* | "") die "usage: $0 logs [-f] [N]" ;;
+            *) n="$1" ;;
+        esac
+        shift
+    done
+    [[ -f "$LOG" ]] || die "no log yet: $LOG"
+    if ((follow)); then
+        exec tail -n "$n" -F "$LOG"
+    fi
+    tail -n "$n" "$LOG"
+}
+
+cmd_reset() {
+    cmd_stop
+    step "deleting $BASE/mnesia (queues, exchanges, users, vhosts)"
+    rm -rf "$BASE/mnesia"
+    ok "rabbitmq data wiped; next start creates a fresh node (guest/guest)"
+}
+
+case "${1:-}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) rc=0; cmd_status || rc=$?; exit "$rc" ;;
+    logs) shift; cmd_logs "$@" ;;
+    ctl) shift; ctl "$@" ;;
+    diag) shift; diag "$@" ;;
+    reset) cmd_reset ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 2 ;;
+esac

@@ -1,0 +1,70 @@
+// pix-api: the publishing gateway. Wires config, logging, metrics, a broker publisher and the
+// HTTP server; all behaviour lives in libpix.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "pix/gateway/config.hpp"
+#include "pix/gateway/publisher_factory.hpp"
+#include "pix/gateway/server.hpp"
+#include "pix/telemetry/logging.hpp"
+#include "pix/telemetry/metrics.hpp"
+
+int main(int argc, char** argv) {
+  auto parsed = pix::gateway::parse_gateway_config(argc, argv);
+  if (auto* exit = std::get_if<pix::gateway::ParseExit>(&parsed)) {
+    std::fputs(exit->message.c_str(), exit->code == 0 ? stdout : stderr);
+    return exit->code;
+  }
+  const auto& config = std::get<pix::gateway::GatewayConfig>(parsed);
+  pix::telemetry::setup_logging(config.service_name(), config.log_level, config.log_format);
+
+  try {
+    pix::telemetry::Registry metrics;
+    metrics.gauge("pix_build_info", "Build information", {{"service", config.service_name()}, {"version", PIX_VERSION}},
+                  [] { return 1.0; });
+    auto publisher = pix::gateway::make_publisher(config);
+
+    boost::asio::io_context io(config.io_threads);
+    pix::gateway::Server server(io, config, *publisher, metrics);
+    server.listen();
+    server.start();
+    spdlog::info("{} listening on http://{}:{}{} ({})", config.service_name(), config.listen_address, server.port(),
+                 config.route(), pix::gateway::describe_broker(config));
+
+    int exit_code = 0;
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      spdlog::info("signal {}: draining (no new connections; finishing requests in progress)", sig);
+      server.shutdown([&](std::size_t unanswered) {
+        if (unanswered > 0) {
+          spdlog::error("drain deadline reached with {} requests still waiting for the broker", unanswered);
+          exit_code = 1;
+        }
+        io.stop();
+      });
+    });
+
+    std::vector<std::thread> extra;
+    for (int i = 1; i < config.io_threads; ++i) extra.emplace_back([&io] { io.run(); });
+    io.run();
+    for (auto& t : extra) t.join();
+
+    const std::size_t left = publisher->drain(config.drain_timeout);
+    if (left > 0) {
+      spdlog::error("{} events had no broker verdict at shutdown", left);
+      exit_code = 1;
+    }
+    spdlog::info("stopped cleanly");
+    return exit_code;
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return 1;
+  }
+}

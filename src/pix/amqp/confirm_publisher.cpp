@@ -1,0 +1,947 @@
+#include "pix/amqp/confirm_publisher.hpp"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <spdlog/spdlog.h>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "pix/amqp/topology.hpp"
+
+namespace pix::amqp {
+
+using broker::OutboundEvent;
+using broker::ProbeCallback;
+using broker::PublishCallback;
+using broker::PublishResult;
+using broker::PublishStatus;
+
+namespace detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr amqp_channel_t kPublishChannel = 1;
+constexpr amqp_channel_t kProbeChannel = 2;
+// Bounds the work of one loop turn, so that reading acks, timeouts and probes are never starved
+// by a long burst of publishes (or of acks).
+constexpr std::size_t kMaxPublishesPerTurn = 2048;
+constexpr std::size_t kMaxFramesPerTurn = 8192;
+// Upper bound on a poll() sleep even without heartbeats, so that clock-driven work is never late
+// by more than this.
+constexpr std::chrono::milliseconds kMaxPollWait{500};
+constexpr std::uint16_t kReplyNoRoute = 312;
+constexpr char kAppId[] = "pix-pubsub";
+
+amqp_bytes_t bytes_of(std::string_view s) noexcept {
+  amqp_bytes_t b;
+  b.len = s.size();
+  // rabbitmq-c only reads through this pointer; its struct is just not const-correct.
+  b.bytes = const_cast<char*>(s.data());
+  return b;
+}
+
+std::string string_of(amqp_bytes_t b) { return {static_cast<const char*>(b.bytes), b.len}; }
+
+bool same_bytes(amqp_bytes_t b, std::string_view s) noexcept {
+  return b.len == s.size() && (s.empty() || std::string_view{static_cast<const char*>(b.bytes), b.len} == s);
+}
+
+std::string describe_close(std::uint16_t code, amqp_bytes_t text) {
+  return std::to_string(code) + " " + string_of(text);
+}
+
+long long millis(std::chrono::milliseconds d) noexcept { return static_cast<long long>(d.count()); }
+
+/// An accepted event the thread has not sent yet.
+struct Queued {
+  OutboundEvent event;
+  PublishCallback done;
+};
+
+/// A sent event waiting for its confirm; its delivery tag is implied by its position.
+struct Unconfirmed {
+  std::string id;
+  std::string routing_key;
+  PublishCallback done;
+  Clock::time_point sent_at;
+  std::uint16_t return_code = 0;  ///< non-zero once a basic.return named this message
+  bool answered = false;          ///< the callback has fired (timeout); a late confirm is ignored
+};
+
+struct PendingProbe {
+  ProbeCallback done;
+  Clock::time_point asked_at;
+  bool sent = false;      ///< an exchange.declare for it is on the wire; its answer is FIFO
+  bool answered = false;  ///< timed out already; its late answer must still be consumed in order
+};
+
+/// A basic.return whose content header and body frames are still to come.
+struct IncomingReturn {
+  std::uint16_t reply_code = 0;
+  std::string reply_text;
+  std::string routing_key;
+  bool header_seen = false;
+  std::uint64_t body_remaining = 0;
+};
+
+}  // namespace
+}  // namespace detail
+
+class ConfirmPublisher::Impl {
+ public:
+  using Clock = detail::Clock;
+
+  explicit Impl(Options options)
+      : options_(std::move(options)), redacted_url_(options_.url.redacted()), unavailable_reason_(not_connected_yet()) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd for the AMQP publisher");
+    thread_ = std::thread([this] { run(); });
+  }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  ~Impl() {
+    drain(options_.confirm_timeout);
+    ::close(wake_fd_);
+  }
+
+  void publish(OutboundEvent event, PublishCallback done) {
+    PublishResult refusal;
+    bool accepted = false;
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (draining_) {
+        refusal.status = PublishStatus::kShuttingDown;
+        refusal.detail = "the AMQP publisher is shutting down";
+      } else if (!connected_ || blocked_) {
+        refusal.status = PublishStatus::kBrokerUnavailable;
+        refusal.detail = unavailable_reason_;
+      } else if (in_flight_.load(std::memory_order_relaxed) >= options_.max_in_flight) {
+        refusal.status = PublishStatus::kQueueFull;
+        refusal.detail = "AMQP publisher has " + std::to_string(options_.max_in_flight) + " events in flight";
+      } else {
+        wake = queue_.empty();
+        queue_.push_back(detail::Queued{std::move(event), std::move(done)});
+        in_flight_.fetch_add(1, std::memory_order_relaxed);
+        accepted = true;
+      }
+    }
+    if (!accepted) {
+      invoke(done, std::move(refusal));
+    } else if (wake) {
+      // Only the first event into an empty queue wakes the thread: it takes the whole queue.
+      notify_thread();
+    }
+  }
+
+  void probe(ProbeCallback done) {
+    std::string refusal;
+    bool accepted = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (draining_) {
+        refusal = "the AMQP publisher is shutting down";
+      } else if (!connected_ || blocked_) {
+        refusal = unavailable_reason_;
+      } else {
+        probe_requests_.push_back(std::move(done));
+        accepted = true;
+      }
+    }
+    if (accepted) {
+      notify_thread();
+    } else {
+      invoke_probe(done, false, std::move(refusal));
+    }
+  }
+
+  std::size_t drain(std::chrono::milliseconds deadline) {
+    std::lock_guard drain_lock(drain_mutex_);
+    if (!thread_.joinable()) return 0;
+    {
+      std::lock_guard lock(mutex_);
+      draining_ = true;
+      drain_deadline_ = Clock::now() + deadline;
+    }
+    notify_thread();
+    thread_.join();
+    return left_without_verdict_;
+  }
+
+  std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+
+  bool connected() const noexcept {
+    std::lock_guard lock(mutex_);
+    return connected_ && !blocked_;
+  }
+
+  bool wait_connected(std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mutex_);
+    return state_changed_.wait_for(lock, timeout, [this] { return (connected_ && !blocked_) || draining_; }) &&
+           connected_ && !blocked_;
+  }
+
+ private:
+  // ---- shared with callers ---------------------------------------------------------------
+
+  static std::string not_connected_yet() { return "not connected to RabbitMQ yet"; }
+
+  void notify_thread() noexcept {
+    const std::uint64_t one = 1;
+    // EAGAIN means the counter is already non-zero: the thread is woken either way.
+    [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  void set_state(bool is_connected, bool is_blocked, std::string reason) {
+    {
+      std::lock_guard lock(mutex_);
+      connected_ = is_connected;
+      blocked_ = is_blocked;
+      unavailable_reason_ = std::move(reason);
+    }
+    state_changed_.notify_all();
+  }
+
+  // ---- callbacks -------------------------------------------------------------------------
+
+  static void invoke(PublishCallback& done, PublishResult result) noexcept {
+    if (!done) return;
+    try {
+      done(std::move(result));
+    } catch (const std::exception& e) {
+      spdlog::error("amqp publisher: a publish callback threw (ignored): {}", e.what());
+    } catch (...) {
+      spdlog::error("amqp publisher: a publish callback threw a non-exception (ignored)");
+    }
+  }
+
+  static void invoke_probe(ProbeCallback& done, bool ready, std::string detail) noexcept {
+    if (!done) return;
+    try {
+      done(ready, std::move(detail));
+    } catch (const std::exception& e) {
+      spdlog::error("amqp publisher: a probe callback threw (ignored): {}", e.what());
+    } catch (...) {
+      spdlog::error("amqp publisher: a probe callback threw a non-exception (ignored)");
+    }
+  }
+
+  /// Every accepted event ends here exactly once.
+  void answer(PublishCallback& done, PublishStatus status, std::string detail = {}) noexcept {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    PublishResult result;
+    result.status = status;
+    result.detail = std::move(detail);
+    invoke(done, std::move(result));
+  }
+
+  // ---- the publisher thread --------------------------------------------------------------
+
+  void run() {
+    std::chrono::milliseconds backoff = options_.reconnect_backoff_initial;
+    std::size_t failed_attempts = 0;
+    for (;;) {
+      if (draining_now()) break;
+      if (!connect(failed_attempts)) {
+        ++failed_attempts;
+        if (!sleep_unless_draining(backoff)) break;
+        backoff = std::min(backoff * 2, options_.reconnect_backoff_max);
+        continue;
+      }
+      failed_attempts = 0;
+      backoff = options_.reconnect_backoff_initial;
+      if (run_connected()) break;
+      // A drop right after a good connection is retried at once: the broker is likely back
+      // already (a closed channel, a forced close by an operator).
+    }
+    std::vector<ProbeCallback> probes;
+    {
+      std::lock_guard lock(mutex_);
+      probes.swap(probe_requests_);
+      connected_ = false;
+      unavailable_reason_ = "the AMQP publisher is shut down";
+    }
+    state_changed_.notify_all();
+    for (auto& p : probes) invoke_probe(p, false, "the AMQP publisher is shut down");
+  }
+
+  bool draining_now() {
+    std::lock_guard lock(mutex_);
+    return draining_;
+  }
+
+  /// Waits `delay` or until drain() starts; false when draining.
+  bool sleep_unless_draining(std::chrono::milliseconds delay) {
+    const auto until = Clock::now() + delay;
+    for (;;) {
+      if (draining_now()) return false;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+      if (left.count() <= 0) return true;
+      pollfd fd{wake_fd_, POLLIN, 0};
+      if (::poll(&fd, 1, static_cast<int>(left.count()) + 1) > 0) consume_wakeups();
+    }
+  }
+
+  void consume_wakeups() noexcept {
+    std::uint64_t count = 0;
+    [[maybe_unused]] const auto n = ::read(wake_fd_, &count, sizeof count);
+  }
+
+  bool connect(std::size_t failed_attempts) {
+    const int heartbeat_s = static_cast<int>(options_.heartbeat.count());
+    detail::OpenedConnection opened =
+        detail::open_connection(options_.url, options_.connect_timeout, heartbeat_s, options_.connection_name);
+    std::string error = std::move(opened.error);
+    conn_ = opened.conn;
+    if (conn_ != nullptr) error = setup_channels();
+    if (!error.empty()) {
+      if (conn_ != nullptr) {
+        detail::close_connection(conn_);
+        conn_ = nullptr;
+      }
+      // One line per outage, not one per attempt: attempts repeat every couple of seconds.
+      if (failed_attempts == 0) {
+        spdlog::warn("amqp publisher: cannot connect to {}: {} (retrying in the background)", redacted_url_, error);
+      } else {
+        spdlog::debug("amqp publisher: connect attempt {} to {} failed: {}", failed_attempts + 1, redacted_url_,
+                      error);
+      }
+      set_state(false, false, "RabbitMQ unavailable: " + error);
+      return false;
+    }
+
+    socket_fd_ = amqp_get_sockfd(conn_);
+    negotiated_heartbeat_ = std::chrono::seconds{amqp_get_heartbeat(conn_)};
+    // Bounds how long a write may sit unacknowledged by the peer's TCP stack: without it a
+    // vanished broker (no RST) would leave a blocked send waiting for the kernel's ~15 min.
+    const auto user_timeout = std::max<std::chrono::milliseconds>(2 * negotiated_heartbeat_, std::chrono::seconds{10});
+    const auto user_timeout_ms = static_cast<unsigned int>(user_timeout.count());
+    if (::setsockopt(socket_fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) != 0) {
+      spdlog::debug("amqp publisher: TCP_USER_TIMEOUT not set: {}", std::strerror(errno));
+    }
+    next_tag_ = 1;
+    first_tag_ = 1;
+    last_returned_tag_ = 0;
+    incoming_return_.reset();
+    probe_channel_open_ = true;
+    last_inbound_ = Clock::now();
+    spdlog::info("amqp publisher: connected to {} (exchange '{}', heartbeat {} s{})", redacted_url_,
+                 options_.exchange, negotiated_heartbeat_.count(),
+                 failed_attempts > 0 ? ", after " + std::to_string(failed_attempts) + " failed attempts" : "");
+    set_state(true, false, {});
+    return true;
+  }
+
+  std::string setup_channels() {
+    amqp_channel_open(conn_, detail::kPublishChannel);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn_);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) return "channel.open failed: " + detail::describe_rpc_reply(reply);
+    amqp_confirm_select(conn_, detail::kPublishChannel);
+    reply = amqp_get_rpc_reply(conn_);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) return "confirm.select failed: " + detail::describe_rpc_reply(reply);
+    amqp_channel_open(conn_, detail::kProbeChannel);
+    reply = amqp_get_rpc_reply(conn_);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+      return "channel.open (probe) failed: " + detail::describe_rpc_reply(reply);
+    }
+    return {};
+  }
+
+  /// Runs while connected; true when drained (the thread should exit), false on connection loss.
+  bool run_connected() {
+    for (;;) {
+      const auto now = Clock::now();
+      if (!read_frames(now)) return on_connection_lost();
+
+      bool draining = false;
+      Clock::time_point drain_deadline;
+      take_work(draining, drain_deadline);
+
+      if (blocked_now_) {
+        fail_unsent(PublishStatus::kBrokerUnavailable, blocked_reason_);
+        fail_unsent_probes(blocked_reason_);
+      } else if (!send_probes()) {
+        return on_connection_lost();
+      }
+      if (!publish_batch(now)) return on_connection_lost();
+
+      expire(now);
+      if (negotiated_heartbeat_.count() > 0 && now - last_inbound_ > 2 * negotiated_heartbeat_) {
+        loss_reason_ = "no heartbeat from the broker for " + std::to_string(2 * negotiated_heartbeat_.count()) + " s";
+        return on_connection_lost();
+      }
+
+      if (draining) {
+        const bool settled = unsent() == 0 && unconfirmed_.empty();
+        if (settled || now >= drain_deadline) {
+          finish_drain();
+          return true;
+        }
+      }
+
+      amqp_maybe_release_buffers(conn_);
+      if (!wait_for_work(now, draining ? std::optional{drain_deadline} : std::nullopt)) {
+        return on_connection_lost();
+      }
+    }
+  }
+
+  void take_work(bool& draining, Clock::time_point& drain_deadline) {
+    const bool batch_done = batch_pos_ >= batch_.size();
+    if (batch_done) {
+      batch_.clear();
+      batch_pos_ = 0;
+    }
+    std::lock_guard lock(mutex_);
+    if (batch_done) batch_.swap(queue_);
+    if (!probe_requests_.empty()) {
+      const auto now = Clock::now();
+      for (auto& p : probe_requests_) probes_.push_back(detail::PendingProbe{std::move(p), now});
+      probe_requests_.clear();
+    }
+    draining = draining_;
+    drain_deadline = drain_deadline_;
+  }
+
+  std::size_t unsent() const noexcept { return batch_.size() - batch_pos_; }
+
+  // ---- inbound ---------------------------------------------------------------------------
+
+  /// Reads what the socket and rabbitmq-c's own buffers hold, without blocking.
+  bool read_frames(Clock::time_point now) {
+    static const timeval kNoWait{0, 0};
+    for (std::size_t n = 0; n < detail::kMaxFramesPerTurn; ++n) {
+      amqp_frame_t frame;
+      const int status = amqp_simple_wait_frame_noblock(conn_, &frame, &kNoWait);
+      if (status == AMQP_STATUS_TIMEOUT) return true;
+      if (status != AMQP_STATUS_OK) {
+        loss_reason_ = std::string{"read failed: "} + amqp_error_string2(status);
+        return false;
+      }
+      last_inbound_ = now;
+      if (!dispatch(frame)) return false;
+    }
+    return true;
+  }
+
+  bool dispatch(const amqp_frame_t& frame) {
+    if (frame.frame_type == AMQP_FRAME_METHOD) {
+      switch (frame.channel) {
+        case 0:
+          return on_connection_method(frame.payload.method);
+        case detail::kPublishChannel:
+          return on_publish_channel_method(frame.payload.method);
+        case detail::kProbeChannel:
+          return on_probe_channel_method(frame.payload.method);
+        default:
+          spdlog::debug("amqp publisher: ignoring {} on channel {}", amqp_method_name(frame.payload.method.id),
+                        frame.channel);
+          return true;
+      }
+    }
+    if (frame.channel == detail::kPublishChannel && incoming_return_) {
+      if (frame.frame_type == AMQP_FRAME_HEADER) {
+        on_return_header(frame);
+      } else if (frame.frame_type == AMQP_FRAME_BODY) {
+        const auto len = frame.payload.body_fragment.len;
+        incoming_return_->body_remaining -= std::min<std::uint64_t>(len, incoming_return_->body_remaining);
+        if (incoming_return_->body_remaining == 0) incoming_return_.reset();
+      }
+    }
+    // Heartbeats can surface here when rabbitmq-c queued them during a publish; nothing to do.
+    return true;
+  }
+
+  bool on_connection_method(const amqp_method_t& method) {
+    switch (method.id) {
+      case AMQP_CONNECTION_CLOSE_METHOD: {
+        const auto* m = static_cast<const amqp_connection_close_t*>(method.decoded);
+        loss_reason_ = "broker closed the connection: " + detail::describe_close(m->reply_code, m->reply_text);
+        amqp_connection_close_ok_t ok{};
+        amqp_send_method(conn_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        return false;
+      }
+      case AMQP_CONNECTION_BLOCKED_METHOD: {
+        const auto* m = static_cast<const amqp_connection_blocked_t*>(method.decoded);
+        blocked_now_ = true;
+        blocked_reason_ = "RabbitMQ is blocking publishers: " + detail::string_of(m->reason);
+        spdlog::warn("amqp publisher: {}", blocked_reason_);
+        set_state(true, true, blocked_reason_);
+        return true;
+      }
+      case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        blocked_now_ = false;
+        spdlog::info("amqp publisher: RabbitMQ unblocked publishers");
+        set_state(true, false, {});
+        return true;
+      default:
+        spdlog::debug("amqp publisher: ignoring {} on channel 0", amqp_method_name(method.id));
+        return true;
+    }
+  }
+
+  bool on_publish_channel_method(const amqp_method_t& method) {
+    switch (method.id) {
+      case AMQP_BASIC_ACK_METHOD: {
+        const auto* m = static_cast<const amqp_basic_ack_t*>(method.decoded);
+        settle(m->delivery_tag, m->multiple != 0, true);
+        return true;
+      }
+      case AMQP_BASIC_NACK_METHOD: {
+        const auto* m = static_cast<const amqp_basic_nack_t*>(method.decoded);
+        settle(m->delivery_tag, m->multiple != 0, false);
+        return true;
+      }
+      case AMQP_BASIC_RETURN_METHOD: {
+        const auto* m = static_cast<const amqp_basic_return_t*>(method.decoded);
+        incoming_return_.emplace();
+        incoming_return_->reply_code = m->reply_code;
+        incoming_return_->reply_text = detail::string_of(m->reply_text);
+        incoming_return_->routing_key = detail::string_of(m->routing_key);
+        return true;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD: {
+        const auto* m = static_cast<const amqp_channel_close_t*>(method.decoded);
+        loss_reason_ = "broker closed the publishing channel: " + detail::describe_close(m->reply_code, m->reply_text);
+        amqp_channel_close_ok_t ok{};
+        amqp_send_method(conn_, detail::kPublishChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        // The connection itself is healthy: it can be closed politely before reconnecting.
+        close_politely_ = true;
+        return false;
+      }
+      default:
+        spdlog::debug("amqp publisher: ignoring {} on the publishing channel", amqp_method_name(method.id));
+        return true;
+    }
+  }
+
+  void on_return_header(const amqp_frame_t& frame) {
+    auto& ret = *incoming_return_;
+    if (ret.header_seen) return;
+    ret.header_seen = true;
+    ret.body_remaining = frame.payload.properties.body_size;
+    const auto* props = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
+    const bool has_id = props != nullptr && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
+    const amqp_bytes_t id = has_id ? props->message_id : amqp_empty_bytes;
+    // Returns come in publish order and before the message's own confirm, so the returned
+    // message is the first one after the previous return with the same id and routing key.
+    const std::uint64_t start_tag = std::max(first_tag_, last_returned_tag_ + 1);
+    for (std::uint64_t tag = start_tag; tag < next_tag_; ++tag) {
+      auto& entry = unconfirmed_[tag - first_tag_];
+      // Answered (timed-out) entries still take their own return, so that it cannot be pinned
+      // on a later retry of the same event.
+      if (entry.return_code != 0) continue;
+      if (detail::same_bytes(id, entry.id) && entry.routing_key == ret.routing_key) {
+        entry.return_code = ret.reply_code == 0 ? detail::kReplyNoRoute : ret.reply_code;
+        last_returned_tag_ = tag;
+        if (ret.reply_code != detail::kReplyNoRoute) {
+          spdlog::warn("amqp publisher: message {} returned: {} {}", entry.id, ret.reply_code, ret.reply_text);
+        }
+        if (ret.body_remaining == 0) incoming_return_.reset();
+        return;
+      }
+    }
+    spdlog::warn("amqp publisher: basic.return ({} {}) for routing key '{}' matches no unconfirmed message",
+                 ret.reply_code, ret.reply_text, ret.routing_key);
+    if (ret.body_remaining == 0) incoming_return_.reset();
+  }
+
+  /// Applies basic.ack / basic.nack for `tag` (and all before it when `multiple`).
+  void settle(std::uint64_t tag, bool multiple, bool ack) {
+    if (tag >= next_tag_) {
+      spdlog::warn("amqp publisher: {} for delivery tag {} that was never sent (next is {})", ack ? "ack" : "nack", tag,
+                   next_tag_);
+      tag = next_tag_ - 1;
+    }
+    // Tags below first_tag_ belong to events already answered (timed out) and dropped.
+    if (tag < first_tag_) return;
+    const std::uint64_t from = multiple ? first_tag_ : tag;
+    for (std::uint64_t t = from; t <= tag; ++t) {
+      auto& entry = unconfirmed_[t - first_tag_];
+      if (entry.answered) continue;
+      entry.answered = true;
+      if (!ack) {
+        // A nack means the broker did not take it (e.g. a queue at x-max-length with
+        // reject-publish): retrying later can succeed.
+        answer(entry.done, PublishStatus::kBrokerUnavailable, "broker nacked");
+      } else if (entry.return_code == detail::kReplyNoRoute) {
+        answer(entry.done, PublishStatus::kRejected, "unroutable: no queue bound for " + entry.routing_key);
+      } else if (entry.return_code != 0) {
+        answer(entry.done, PublishStatus::kRejected,
+               "returned by the broker (reply code " + std::to_string(entry.return_code) + ")");
+      } else {
+        answer(entry.done, PublishStatus::kAcked);
+      }
+    }
+    drop_answered();
+  }
+
+  void drop_answered() noexcept {
+    while (!unconfirmed_.empty() && unconfirmed_.front().answered) {
+      unconfirmed_.pop_front();
+      ++first_tag_;
+    }
+  }
+
+  bool on_probe_channel_method(const amqp_method_t& method) {
+    switch (method.id) {
+      case AMQP_EXCHANGE_DECLARE_OK_METHOD: {
+        const auto it = std::find_if(probes_.begin(), probes_.end(), [](const auto& p) { return p.sent; });
+        if (it == probes_.end()) return true;
+        if (!it->answered) invoke_probe(it->done, true, {});
+        probes_.erase(it);
+        return true;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD: {
+        const auto* m = static_cast<const amqp_channel_close_t*>(method.decoded);
+        const std::string why = m->reply_code == 404
+                                    ? "exchange '" + options_.exchange + "' does not exist: " +
+                                          detail::describe_close(m->reply_code, m->reply_text)
+                                    : "probe channel closed: " + detail::describe_close(m->reply_code, m->reply_text);
+        amqp_channel_close_ok_t ok{};
+        if (amqp_send_method(conn_, detail::kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) {
+          loss_reason_ = "cannot answer the probe channel's close";
+          return false;
+        }
+        // Declares sent after the failing one were discarded by the closing channel: each gets
+        // the same answer.
+        for (auto it = probes_.begin(); it != probes_.end();) {
+          if (!it->sent) {
+            ++it;
+            continue;
+          }
+          if (!it->answered) invoke_probe(it->done, false, why);
+          it = probes_.erase(it);
+        }
+        amqp_channel_open_t open{};
+        open.out_of_band = amqp_empty_bytes;
+        probe_channel_open_ = false;
+        if (amqp_send_method(conn_, detail::kProbeChannel, AMQP_CHANNEL_OPEN_METHOD, &open) != AMQP_STATUS_OK) {
+          loss_reason_ = "cannot reopen the probe channel";
+          return false;
+        }
+        return true;
+      }
+      case AMQP_CHANNEL_OPEN_OK_METHOD:
+        probe_channel_open_ = true;
+        return true;
+      default:
+        spdlog::debug("amqp publisher: ignoring {} on the probe channel", amqp_method_name(method.id));
+        return true;
+    }
+  }
+
+  // ---- outbound --------------------------------------------------------------------------
+
+  bool send_probes() {
+    if (!probe_channel_open_) return true;
+    for (auto& p : probes_) {
+      if (p.sent || p.answered) continue;
+      amqp_exchange_declare_t declare{};
+      declare.exchange = detail::bytes_of(options_.exchange);
+      declare.type = amqp_empty_bytes;
+      declare.passive = 1;
+      declare.arguments = amqp_empty_table;
+      const int status = amqp_send_method(conn_, detail::kProbeChannel, AMQP_EXCHANGE_DECLARE_METHOD, &declare);
+      if (status != AMQP_STATUS_OK) {
+        loss_reason_ = std::string{"probe send failed: "} + amqp_error_string2(status);
+        return false;
+      }
+      p.sent = true;
+    }
+    return true;
+  }
+
+  bool publish_batch(Clock::time_point now) {
+    const std::size_t end = std::min(batch_.size(), batch_pos_ + detail::kMaxPublishesPerTurn);
+    const amqp_bytes_t exchange = detail::bytes_of(options_.exchange);
+    while (batch_pos_ < end) {
+      detail::Queued& item = batch_[batch_pos_];
+      OutboundEvent& ev = item.event;
+
+      amqp_basic_properties_t props{};
+      props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+                     AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
+      props.content_type = detail::bytes_of(ev.content_type);
+      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+      props.message_id = detail::bytes_of(ev.id);
+      props.timestamp = static_cast<std::uint64_t>(std::max<std::int64_t>(ev.timestamp_ms, 0) / 1000);
+      props.app_id = amqp_cstring_bytes(detail::kAppId);
+      header_entries_.clear();
+      for (const auto& h : ev.headers) {
+        amqp_table_entry_t e{};
+        e.key = detail::bytes_of(h.name);
+        e.value.kind = AMQP_FIELD_KIND_UTF8;
+        e.value.value.bytes = detail::bytes_of(h.value);
+        header_entries_.push_back(e);
+      }
+      props.headers.num_entries = static_cast<int>(header_entries_.size());
+      props.headers.entries = header_entries_.data();
+
+      const int status = amqp_basic_publish(conn_, detail::kPublishChannel, exchange, detail::bytes_of(ev.topic),
+                                            /*mandatory=*/1, /*immediate=*/0, &props, detail::bytes_of(ev.payload));
+      if (status == AMQP_STATUS_OK) {
+        unconfirmed_.push_back(detail::Unconfirmed{std::move(ev.id), std::move(ev.topic), std::move(item.done), now});
+        ++next_tag_;
+        ++batch_pos_;
+        continue;
+      }
+      if (status == AMQP_STATUS_TABLE_TOO_BIG || status == AMQP_STATUS_INVALID_PARAMETER) {
+        // Refused while encoding, before anything reached the socket: the connection is fine.
+        answer(item.done, PublishStatus::kRejected, std::string{"cannot encode the message: "} + amqp_error_string2(status));
+        ++batch_pos_;
+        continue;
+      }
+      // The frames of this message did not all leave: the broker cannot have a complete copy.
+      loss_reason_ = std::string{"publish failed: "} + amqp_error_string2(status);
+      return false;
+    }
+    return true;
+  }
+
+  // ---- clocks ----------------------------------------------------------------------------
+
+  void expire(Clock::time_point now) {
+    for (auto& entry : unconfirmed_) {
+      if (now - entry.sent_at < options_.confirm_timeout) break;
+      if (entry.answered) continue;
+      entry.answered = true;
+      answer(entry.done, PublishStatus::kTimedOut,
+             "no publisher confirm within " + std::to_string(detail::millis(options_.confirm_timeout)) +
+                 " ms; the event may have been stored");
+    }
+    drop_answered();
+
+    for (auto it = probes_.begin(); it != probes_.end();) {
+      if (!it->answered && now - it->asked_at >= options_.probe_timeout) {
+        invoke_probe(it->done, false,
+                     "no answer from RabbitMQ within " + std::to_string(detail::millis(options_.probe_timeout)) + " ms");
+        it->answered = true;
+      }
+      // An unsent probe has no answer coming to keep its place for.
+      if (it->answered && !it->sent) {
+        it = probes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  /// Sleeps in poll() until the socket or the wake-up eventfd is readable, or a timer is due.
+  bool wait_for_work(Clock::time_point now, std::optional<Clock::time_point> drain_deadline) {
+    // rabbitmq-c may already hold frames it read while publishing: the socket would not show them.
+    if (amqp_frames_enqueued(conn_) != 0 || amqp_data_in_buffer(conn_) != 0 || unsent() > 0) return true;
+
+    Clock::time_point due = now + detail::kMaxPollWait;
+    if (negotiated_heartbeat_.count() > 0) due = std::min(due, now + negotiated_heartbeat_ / 2);
+    if (!unconfirmed_.empty()) due = std::min(due, unconfirmed_.front().sent_at + options_.confirm_timeout);
+    for (const auto& p : probes_) {
+      if (!p.answered) due = std::min(due, p.asked_at + options_.probe_timeout);
+    }
+    if (drain_deadline) due = std::min(due, *drain_deadline);
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
+    // Round up so that the timer is really due when poll() returns.
+    const int timeout_ms = wait.count() <= 0 ? 0 : static_cast<int>(wait.count()) + 1;
+
+    std::array<pollfd, 2> fds{pollfd{socket_fd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
+    const int n = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) return true;
+      loss_reason_ = std::string{"poll failed: "} + std::strerror(errno);
+      return false;
+    }
+    if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) last_inbound_ = Clock::now();
+    if ((fds[1].revents & POLLIN) != 0) consume_wakeups();
+    return true;
+  }
+
+  // ---- endings ---------------------------------------------------------------------------
+
+  /// Events not handed to the broker yet: `status`, with nothing stored.
+  void fail_unsent(PublishStatus status, const std::string& detail) {
+    while (batch_pos_ < batch_.size()) {
+      answer(batch_[batch_pos_].done, status, detail);
+      ++batch_pos_;
+    }
+  }
+
+  void fail_unconfirmed(const std::string& detail) {
+    for (auto& entry : unconfirmed_) {
+      if (entry.answered) continue;
+      entry.answered = true;
+      answer(entry.done, PublishStatus::kTimedOut, detail);
+    }
+    unconfirmed_.clear();
+    first_tag_ = next_tag_;
+  }
+
+  void fail_unsent_probes(const std::string& detail) {
+    for (auto it = probes_.begin(); it != probes_.end();) {
+      if (it->sent) {
+        ++it;
+        continue;
+      }
+      if (!it->answered) invoke_probe(it->done, false, detail);
+      it = probes_.erase(it);
+    }
+  }
+
+  void fail_probes(const std::string& detail) {
+    for (auto& p : probes_) {
+      if (!p.answered) invoke_probe(p.done, false, detail);
+    }
+    probes_.clear();
+  }
+
+  /// Answers everything that depended on this connection and frees it; the caller reconnects.
+  bool on_connection_lost() {
+    const std::string reason = loss_reason_.empty() ? "connection lost" : std::move(loss_reason_);
+    loss_reason_.clear();
+    spdlog::warn("amqp publisher: lost the connection to {}: {} ({} unconfirmed, {} unsent events failed)",
+                 redacted_url_, reason, unconfirmed_.size(), unsent() + queued_size());
+    if (close_politely_) {
+      detail::close_connection(conn_);
+    } else {
+      amqp_destroy_connection(conn_);
+    }
+    conn_ = nullptr;
+    close_politely_ = false;
+    blocked_now_ = false;
+
+    // From here publish() refuses, so nothing more can enter the queue behind this swap.
+    std::vector<detail::Queued> queued;
+    std::vector<ProbeCallback> probe_requests;
+    {
+      std::lock_guard lock(mutex_);
+      connected_ = false;
+      blocked_ = false;
+      unavailable_reason_ = "RabbitMQ connection lost: " + reason;
+      queued.swap(queue_);
+      probe_requests.swap(probe_requests_);
+    }
+    state_changed_.notify_all();
+
+    fail_unconfirmed("connection lost before confirm; the event may have been stored (" + reason + ")");
+    const std::string unsent_detail = "connection lost before the event was sent (" + reason + ")";
+    fail_unsent(PublishStatus::kBrokerUnavailable, unsent_detail);
+    for (auto& item : queued) answer(item.done, PublishStatus::kBrokerUnavailable, unsent_detail);
+    fail_probes("RabbitMQ connection lost: " + reason);
+    for (auto& p : probe_requests) invoke_probe(p, false, "RabbitMQ connection lost: " + reason);
+    return false;
+  }
+
+  std::size_t queued_size() {
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+  }
+
+  void finish_drain() {
+    std::vector<detail::Queued> queued;
+    {
+      std::lock_guard lock(mutex_);
+      queued.swap(queue_);
+    }
+    const std::size_t unconfirmed = std::count_if(unconfirmed_.begin(), unconfirmed_.end(),
+                                                  [](const detail::Unconfirmed& u) { return !u.answered; });
+    left_without_verdict_ = unconfirmed + unsent() + queued.size();
+    fail_unconfirmed("the publisher shut down before the broker confirmed; the event may have been stored");
+    const std::string unsent_detail = "the publisher shut down before the event was sent";
+    fail_unsent(PublishStatus::kShuttingDown, unsent_detail);
+    for (auto& item : queued) answer(item.done, PublishStatus::kShuttingDown, unsent_detail);
+    fail_probes("the AMQP publisher is shut down");
+    if (left_without_verdict_ > 0) {
+      spdlog::warn("amqp publisher: drained with {} events left without a broker verdict", left_without_verdict_);
+    }
+    detail::close_connection(conn_);
+    conn_ = nullptr;
+    spdlog::info("amqp publisher: closed the connection to {}", redacted_url_);
+  }
+
+  const Options options_;
+  const std::string redacted_url_;
+  int wake_fd_ = -1;
+
+  // Shared between callers and the thread, under mutex_.
+  mutable std::mutex mutex_;
+  mutable std::condition_variable state_changed_;
+  std::vector<detail::Queued> queue_;
+  std::vector<ProbeCallback> probe_requests_;
+  bool connected_ = false;
+  bool blocked_ = false;
+  bool draining_ = false;
+  Clock::time_point drain_deadline_;
+  std::string unavailable_reason_;
+  std::atomic<std::size_t> in_flight_{0};
+
+  std::mutex drain_mutex_;
+  std::size_t left_without_verdict_ = 0;  // written by the thread before it ends, read after join
+
+  // Owned by the thread.
+  amqp_connection_state_t conn_ = nullptr;
+  int socket_fd_ = -1;
+  std::chrono::seconds negotiated_heartbeat_{0};
+  Clock::time_point last_inbound_;
+  std::vector<detail::Queued> batch_;
+  std::size_t batch_pos_ = 0;
+  std::deque<detail::Unconfirmed> unconfirmed_;
+  std::uint64_t first_tag_ = 1;  ///< delivery tag of unconfirmed_.front()
+  std::uint64_t next_tag_ = 1;   ///< delivery tag the next publish gets
+  std::uint64_t last_returned_tag_ = 0;
+  std::optional<detail::IncomingReturn> incoming_return_;
+  std::deque<detail::PendingProbe> probes_;
+  bool probe_channel_open_ = false;
+  bool blocked_now_ = false;
+  std::string blocked_reason_;
+  std::string loss_reason_;
+  bool close_politely_ = false;
+  std::vector<amqp_table_entry_t> header_entries_;
+
+  // Declared last: started in the constructor body, after every member it uses exists.
+  std::thread thread_;
+};
+
+ConfirmPublisher::ConfirmPublisher(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+ConfirmPublisher::~ConfirmPublisher() = default;
+
+void ConfirmPublisher::publish(broker::OutboundEvent event, broker::PublishCallback done) {
+  impl_->publish(std::move(event), std::move(done));
+}
+
+void ConfirmPublisher::probe(broker::ProbeCallback done) { impl_->probe(std::move(done)); }
+
+std::size_t ConfirmPublisher::drain(std::chrono::milliseconds deadline) { return impl_->drain(deadline); }
+
+std::size_t ConfirmPublisher::in_flight() const noexcept { return impl_->in_flight(); }
+
+bool ConfirmPublisher::connected() const noexcept { return impl_->connected(); }
+
+bool ConfirmPublisher::wait_connected(std::chrono::milliseconds timeout) const {
+  return impl_->wait_connected(timeout);
+}
+
+}  // namespace pix::amqp

@@ -1,0 +1,23 @@
+#include "pix/broker/publisher.hpp"
+
+namespace pix::broker {
+
+std::string_view to_string(PublishStatus s) noexcept {
+  switch (s) {
+    case PublishStatus::kAcked:
+      return "acked";
+    case PublishStatus::kBrokerUnavailable:
+      return "broker_unavailable";
+    case PublishStatus::kQueueFull:
+      return "queue_full";
+    case PublishStatus::kTimedOut:
+      return "timed_out";
+    case PublishStatus::kRejected:
+      return "rejected";
+    case PublishStatus::kShuttingDown:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
+}  // namespace pix::broker

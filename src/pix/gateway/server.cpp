@@ -1,0 +1,471 @@
+#include "pix/gateway/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "pix/gateway/outbound.hpp"
+#include "pix/gateway/publish_request.hpp"
+#include "pix/http/problem.hpp"
+#include "pix/telemetry/trace_context.hpp"
+#include "pix/util/random_id.hpp"
+
+namespace pix::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+struct Server::Connection {
+  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  bool busy = false;  // touched only on the connection's strand
+};
+
+namespace {
+
+constexpr auto kNoCompletion = asio::as_tuple(use_awaitable);
+
+/// Adapts the callback-style Publisher to a coroutine: resumes on the awaiting coroutine's executor.
+template <typename Token>
+auto async_publish(broker::Publisher& publisher, broker::OutboundEvent event, Token&& token) {
+  return asio::async_initiate<Token, void(broker::PublishResult)>(
+      [&publisher](auto handler, broker::OutboundEvent ev) {
+        using Handler = decltype(handler);
+        auto shared = std::make_shared<Handler>(std::move(handler));
+        publisher.publish(std::move(ev), [shared](broker::PublishResult r) {
+          auto ex = asio::get_associated_executor(*shared);
+          asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+        });
+      },
+      token, std::move(event));
+}
+
+template <typename Token>
+auto async_probe(broker::Publisher& publisher, Token&& token) {
+  return asio::async_initiate<Token, void(bool, std::string)>(
+      [&publisher](auto handler) {
+        using Handler = decltype(handler);
+        auto shared = std::make_shared<Handler>(std::move(handler));
+        publisher.probe([shared](bool ok, std::string detail) {
+          auto ex = asio::get_associated_executor(*shared);
+          asio::post(ex, [shared, ok, d = std::move(detail)]() mutable { (*shared)(ok, std::move(d)); });
+        });
+      },
+      token);
+}
+
+Response json_response(const Request& req, bhttp::status status, std::string body,
+                       std::string_view content_type = "application/json") {
+  Response res{status, req.version()};
+  res.set(bhttp::field::content_type, content_type);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+Response problem_response(const Request& req, const http::Problem& p, std::string_view instance) {
+  Response res = json_response(req, static_cast<bhttp::status>(p.status), http::to_json(p, instance),
+                               "application/problem+json");
+  if (p.retry_after_s > 0) res.set(bhttp::field::retry_after, std::to_string(p.retry_after_s));
+  return res;
+}
+
+http::Problem method_not_allowed(std::string_view method, std::string_view allow) {
+  http::Problem p;
+  p.status = 405;
+  p.type = "method-not-allowed";
+  p.title = "Method not allowed";
+  p.detail = std::string(method) + " is not allowed here; use " + std::string(allow);
+  return p;
+}
+
+// Problems for requests Beast could not even parse.
+http::Problem unreadable_request(const beast::error_code& ec, std::size_t max_body) {
+  http::Problem p;
+  if (ec == bhttp::error::body_limit) {
+    p.status = 413;
+    p.type = "payload-too-large";
+    p.title = "The body is too large";
+    p.detail = "the body exceeds " + std::to_string(max_body) + " bytes";
+  } else if (ec == bhttp::error::header_limit) {
+    p.status = 431;
+    p.type = "headers-too-large";
+    p.title = "The request headers are too large";
+  } else {
+    p.status = 400;
+    p.type = "bad-request";
+    p.title = "The HTTP request could not be parsed";
+    p.detail = ec.message();
+  }
+  return p;
+}
+
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::uint64_t fnv1a(std::string_view a, std::string_view b) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (std::string_view part : {a, std::string_view("\0", 1), b}) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  }
+  return h;
+}
+
+std::string_view result_label(broker::PublishStatus s) { return broker::to_string(s); }
+
+std::int64_t epoch_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
+               telemetry::Registry& metrics)
+    : io_(io),
+      config_(config),
+      publisher_(publisher),
+      metrics_(metrics),
+      idempotency_({config.idempotency_window, config.idempotency_max_keys}),
+      acceptor_(io),
+      ack_latency_(&metrics.histogram("pix_broker_ack_duration_seconds",
+                                      "Time from handing an event to the broker client to its verdict",
+                                      {{"broker", config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq"}})),
+      replays_(&metrics.counter("pix_idempotent_replays_total",
+                                "Requests answered from the Idempotency-Key window without publishing")) {
+  const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
+  metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged",
+                {{"broker", broker}}, [this] { return static_cast<double>(publisher_.in_flight()); });
+  metrics.gauge("pix_http_requests_in_progress", "HTTP requests being handled", {},
+                [this] { return static_cast<double>(active_.load()); });
+  metrics.gauge("pix_http_open_connections", "Open HTTP connections", {},
+                [this] { return static_cast<double>(open_connections_.load()); });
+  metrics.gauge("pix_idempotency_keys", "Idempotency keys remembered", {},
+                [this] { return static_cast<double>(idempotency_.size()); });
+}
+
+Server::~Server() = default;
+
+void Server::listen() {
+  const tcp::endpoint ep(asio::ip::make_address(config_.listen_address), config_.port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+std::uint16_t Server::port() const { return acceptor_.local_endpoint().port(); }
+
+void Server::start() {
+  asio::co_spawn(io_, accept_loop(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+}
+
+awaitable<void> Server::accept_loop() {
+  while (!draining_.load()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kNoCompletion);
+    if (ec) {
+      if (draining_.load() || ec == asio::error::operation_aborted) break;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true));
+    auto conn = std::make_shared<Connection>(std::move(socket));
+    {
+      std::lock_guard lock(connections_mutex_);
+      connections_.remove_if([](const auto& w) { return w.expired(); });
+      connections_.push_back(conn);
+    }
+    auto ex = conn->stream.get_executor();
+    asio::co_spawn(ex, run_session(std::move(conn)), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& err) {
+        spdlog::error("connection ended by an unexpected error: {}", err.what());
+      }
+    });
+  }
+}
+
+awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
+  ++open_connections_;
+  beast::flat_buffer buffer;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(config_.max_body_bytes);
+    parser.header_limit(16 * 1024);
+    conn->stream.expires_after(config_.idle_timeout);
+    conn->busy = false;
+    if (draining_.load()) break;
+    auto [ec, bytes] = co_await bhttp::async_read(conn->stream, buffer, parser, kNoCompletion);
+    (void)bytes;
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
+      break;
+    }
+    conn->busy = true;
+    const auto started = Clock::now();
+    if (ec) {
+      // The request is unreadable (too large, malformed): answer once, then close, since the
+      // rest of the stream cannot be trusted to start at a request boundary.
+      Request bare;
+      bare.version(11);
+      Response res = problem_response(bare, unreadable_request(ec, config_.max_body_bytes), "");
+      res.keep_alive(false);
+      conn->stream.expires_after(std::chrono::seconds(10));
+      co_await bhttp::async_write(conn->stream, res, kNoCompletion);
+      record("unparsed", bare, res, std::chrono::duration<double>(Clock::now() - started).count());
+      break;
+    }
+    ++active_;
+    const Request& req = parser.get();
+    Response res = co_await handle(req);
+    --active_;
+    const bool keep_alive = req.keep_alive() && !draining_.load();
+    res.keep_alive(keep_alive);
+    conn->stream.expires_after(std::chrono::seconds(30));
+    auto [wec, wbytes] = co_await bhttp::async_write(conn->stream, res, kNoCompletion);
+    (void)wbytes;
+    if (config_.access_log) {
+      spdlog::info("{} {} -> {}", std::string_view(req.method_string()), std::string_view(req.target()),
+                   res.result_int());
+    }
+    if (wec || !keep_alive) break;
+  }
+  beast::error_code ignored;
+  conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  --open_connections_;
+}
+
+void Server::record(const std::string& route, const Request& req, const Response& res, double seconds) {
+  metrics_
+      .counter("pix_http_requests_total", "HTTP requests by route, method and status code",
+               {{"route", route}, {"method", req.method_string().empty() ? "-" : std::string(req.method_string())},
+                {"code", std::to_string(res.result_int())}})
+      .inc();
+  metrics_.histogram("pix_http_request_duration_seconds", "HTTP request latency, read to response", {{"route", route}})
+      .observe(seconds);
+}
+
+awaitable<Response> Server::handle(const Request& req) {
+  const auto started = Clock::now();
+  std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  const bool is_get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+  std::string route;
+  Response res;
+
+  if (path == config_.route()) {
+    route = config_.route();
+    if (req.method() != bhttp::verb::post) {
+      res = problem_response(req, method_not_allowed(req.method_string(), "POST"), path);
+      res.set(bhttp::field::allow, "POST");
+    } else {
+      res = co_await handle_publish(req);
+    }
+  } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    route = std::string(path);
+    if (!is_get) {
+      res = problem_response(req, method_not_allowed(req.method_string(), "GET"), path);
+      res.set(bhttp::field::allow, "GET, HEAD");
+    } else if (path == "/healthz") {
+      res = json_response(req, bhttp::status::ok, R"({"status":"alive"})");
+    } else if (path == "/readyz") {
+      res = co_await handle_ready(req);
+    } else {
+      res = json_response(req, bhttp::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+  } else {
+    route = "other";
+    http::Problem p;
+    p.status = 404;
+    p.type = "not-found";
+    p.title = "No such resource";
+    p.detail = "this service answers POST " + config_.route() + ", GET /healthz, /readyz, /metrics";
+    res = problem_response(req, p, path);
+  }
+  record(route, req, res, std::chrono::duration<double>(Clock::now() - started).count());
+  co_return res;
+}
+
+awaitable<Response> Server::handle_ready(const Request& req) {
+  if (draining_.load()) {
+    co_return json_response(req, bhttp::status::service_unavailable, R"({"status":"draining"})");
+  }
+  auto [ok, detail] = co_await async_probe(publisher_, kNoCompletion);
+  boost::json::object o;
+  o["status"] = ok ? "ready" : "unavailable";
+  o["broker"] = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
+  o["detail"] = detail;
+  co_return json_response(req, ok ? bhttp::status::ok : bhttp::status::service_unavailable,
+                          boost::json::serialize(o));
+}
+
+awaitable<Response> Server::handle_publish(const Request& req) {
+  const std::string instance = config_.route();
+  auto parsed = parse_publish_request(req[bhttp::field::content_type], req.body());
+  if (auto* problem = std::get_if<http::Problem>(&parsed)) co_return problem_response(req, *problem, instance);
+  PublishCommand& cmd = std::get<PublishCommand>(parsed);
+
+  std::string key;
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+    key = std::string(it->value());
+    if (!valid_idempotency_key(key)) {
+      http::Problem p;
+      p.status = 400;
+      p.type = "invalid-header";
+      p.title = "A header has an invalid value";
+      p.detail = "Idempotency-Key must be 1 to 255 visible ASCII characters";
+      p.field = "Idempotency-Key";
+      co_return problem_response(req, p, instance);
+    }
+    const auto lookup = idempotency_.begin(key, fnv1a(domain::topic_name(cmd.topic), cmd.payload));
+    switch (lookup.outcome) {
+      case IdempotencyCache::Outcome::kFirst: break;
+      case IdempotencyCache::Outcome::kReplay: {
+        replays_->inc();
+        Response res = json_response(req, static_cast<bhttp::status>(lookup.response.status), lookup.response.body);
+        res.set("Idempotent-Replayed", "true");
+        co_return res;
+      }
+      case IdempotencyCache::Outcome::kInProgress: {
+        http::Problem p;
+        p.status = 409;
+        p.type = "request-in-progress";
+        p.title = "A request with this Idempotency-Key is still being processed";
+        p.detail = "retry after it completes";
+        p.field = "Idempotency-Key";
+        p.retry_after_s = 1;
+        co_return problem_response(req, p, instance);
+      }
+      case IdempotencyCache::Outcome::kMismatch: {
+        http::Problem p;
+        p.status = 422;
+        p.type = "idempotency-key-reused";
+        p.title = "The Idempotency-Key was already used for a different request";
+        p.detail = "use a new key for a new event";
+        p.field = "Idempotency-Key";
+        co_return problem_response(req, p, instance);
+      }
+    }
+  }
+
+  const std::string topic(domain::topic_name(cmd.topic));
+  std::string event_id = key.empty() ? util::uuid_v4() : key;
+  std::optional<telemetry::TraceContext> parent;
+  if (auto it = req.find("traceparent"); it != req.end()) parent = telemetry::parse_traceparent(it->value());
+  const auto trace = telemetry::TraceContext::child_of(parent);
+  std::string transaction_id = cmd.transaction_id;
+
+  auto event = make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, epoch_ms());
+  const auto sent = Clock::now();
+  broker::PublishResult result = co_await async_publish(publisher_, std::move(event), use_awaitable);
+  ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
+  const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
+  metrics_
+      .counter("pix_publish_total", "Publish attempts by broker, topic and result",
+               {{"broker", broker}, {"topic", topic}, {"result", std::string(result_label(result.status))}})
+      .inc();
+
+  if (result.status == broker::PublishStatus::kAcked) {
+    boost::json::object o;
+    o["status"] = "published";
+    o["broker"] = broker;
+    o["topic"] = topic;
+    o["eventId"] = event_id;
+    o["transactionId"] = transaction_id;
+    if (config_.broker == BrokerKind::kKafka) {
+      o["partition"] = result.partition;
+      o["offset"] = result.offset;
+    } else {
+      o["exchange"] = config_.exchange;
+      o["routingKey"] = topic;
+    }
+    Response res = json_response(req, bhttp::status::ok, boost::json::serialize(o));
+    res.set("traceparent", trace.to_traceparent());
+    if (!key.empty()) idempotency_.complete(key, {200, res.body()});
+    co_return res;
+  }
+
+  if (!key.empty()) idempotency_.abandon(key);
+  http::Problem p;
+  p.detail = result.detail;
+  switch (result.status) {
+    case broker::PublishStatus::kTimedOut:
+      p.status = 504;
+      p.type = "broker-ack-timeout";
+      p.title = "The broker did not acknowledge the event in time";
+      p.detail += "; the event may exist: retrying with the same Idempotency-Key is safe";
+      p.event_id = event_id;
+      break;
+    case broker::PublishStatus::kRejected:
+      p.status = 502;
+      p.type = "broker-rejected";
+      p.title = "The broker refused the event";
+      p.event_id = event_id;
+      break;
+    default:
+      p.status = 503;
+      p.type = "broker-unavailable";
+      p.title = "The broker cannot take the event now";
+      p.retry_after_s = config_.retry_after_s;
+      break;
+  }
+  if (p.status >= 500) spdlog::warn("publish {} to {} failed: {} ({})", event_id, topic, p.type, result.detail);
+  co_return problem_response(req, p, instance);
+}
+
+void Server::shutdown(std::function<void(std::size_t)> done) {
+  if (draining_.exchange(true)) return;
+  beast::error_code ignored;
+  acceptor_.close(ignored);
+  // Idle keep-alive connections are closed now; busy ones close after their answer.
+  {
+    std::lock_guard lock(connections_mutex_);
+    for (auto& w : connections_) {
+      if (auto conn = w.lock()) {
+        asio::post(conn->stream.get_executor(), [conn] {
+          if (!conn->busy) conn->stream.cancel();
+        });
+      }
+    }
+  }
+  asio::co_spawn(io_, wait_for_quiet(std::move(done)), asio::detached);
+}
+
+awaitable<void> Server::wait_for_quiet(std::function<void(std::size_t)> done) {
+  asio::steady_timer timer(io_);
+  const auto deadline = Clock::now() + config_.drain_timeout;
+  while (active_.load() > 0 && Clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(10));
+    co_await timer.async_wait(kNoCompletion);
+  }
+  done(active_.load());
+}
+
+}  // namespace pix::gateway

@@ -1,0 +1,77 @@
+#pragma once
+/// @file The publishing gateway's HTTP server: POST /kafka or /rabbit, /healthz, /readyz, /metrics.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+
+#include "pix/broker/publisher.hpp"
+#include "pix/gateway/config.hpp"
+#include "pix/gateway/idempotency.hpp"
+#include "pix/telemetry/metrics.hpp"
+
+namespace pix::gateway {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+/// @brief Async HTTP/1.1 (keep-alive, one coroutine per connection) in front of a Publisher.
+///
+/// A request is answered 200 only with the broker's acknowledgement in hand; every other
+/// outcome is a problem+json. Shutdown: stop accepting, close idle connections, let busy ones
+/// finish their current request (answered with Connection: close), then report.
+class Server {
+ public:
+  Server(boost::asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
+         telemetry::Registry& metrics);
+  ~Server();
+
+  /// Bind and listen. Throws std::system_error when the address is taken.
+  void listen();
+  /// The bound port (useful with port 0).
+  std::uint16_t port() const;
+  /// Start accepting connections.
+  void start();
+  /// Begin draining; `done(unanswered)` fires on an io thread when no request is in progress,
+  /// or at the drain deadline with the number still in progress.
+  void shutdown(std::function<void(std::size_t)> done);
+
+  std::size_t requests_in_progress() const noexcept { return active_.load(); }
+
+ private:
+  struct Connection;
+
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> run_session(std::shared_ptr<Connection> conn);
+  boost::asio::awaitable<Response> handle(const Request& req);
+  boost::asio::awaitable<Response> handle_publish(const Request& req);
+  boost::asio::awaitable<Response> handle_ready(const Request& req);
+  boost::asio::awaitable<void> wait_for_quiet(std::function<void(std::size_t)> done);
+  void record(const std::string& route, const Request& req, const Response& res, double seconds);
+
+  boost::asio::io_context& io_;
+  GatewayConfig config_;
+  broker::Publisher& publisher_;
+  telemetry::Registry& metrics_;
+  IdempotencyCache idempotency_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> draining_{false};
+  std::atomic<std::size_t> active_{0};
+
+  std::mutex connections_mutex_;
+  std::list<std::weak_ptr<Connection>> connections_;
+
+  // Hot-path metrics resolved once.
+  telemetry::Histogram* ack_latency_;
+  telemetry::Counter* replays_;
+  std::atomic<std::int64_t> open_connections_{0};
+};
+
+}  // namespace pix::gateway

@@ -1,0 +1,41 @@
+#pragma once
+// A small blocking HTTP/1.1 client for tests, keeping its connection alive between requests.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+
+namespace pix::test {
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(std::uint16_t port, std::string host = "127.0.0.1");
+  ~HttpClient();
+  /// Sends one request; reconnects first when the server closed the connection. Throws on I/O errors.
+  Reply request(const std::string& method, const std::string& target, const std::string& body = "",
+                const std::map<std::string, std::string>& headers = {{"Content-Type", "application/json"}});
+  Reply post_json(const std::string& target, const std::string& body,
+                  std::map<std::string, std::string> extra_headers = {});
+
+ private:
+  void connect();
+  std::string host_;
+  std::uint16_t port_;
+  boost::asio::io_context io_;
+  std::optional<boost::beast::tcp_stream> stream_;
+};
+
+}  // namespace pix::test

@@ -1,0 +1,33 @@
+#pragma once
+// Reads back exactly what the gateway wrote: records at known (topic, partition, offset).
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pix::test {
+
+struct KafkaRecord {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+  std::int64_t timestamp_ms = 0;
+};
+
+/// Records of one partition from `from` (inclusive) until `until` (exclusive), or until the
+/// timeout when fewer arrive. No consumer group: nothing is committed.
+std::vector<KafkaRecord> read_partition(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
+                                        std::int64_t from, std::int64_t until,
+                                        std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+/// The single record at (topic, partition, offset), if it arrives within the timeout.
+std::optional<KafkaRecord> read_one(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
+                                    std::int64_t offset, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+}  // namespace pix::test
