@@ -38,6 +38,8 @@ if [[ "$what" != unit ]]; then
     "$root/build/debug/src/pix-admin" topology | sed 's/^/    /'
     export PIX_KAFKA_BOOTSTRAP="${PIX_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
     export PIX_RABBIT_URL="${PIX_RABBIT_URL:-amqp://guest:guest@127.0.0.1:5672/}"
+    # These brokers are ours: tests may stop and restart them to check recovery.
+    export PIX_TEST_BROKER_CONTROL="${PIX_TEST_BROKER_CONTROL:-1}"
     step "integration tests against Kafka $PIX_KAFKA_BOOTSTRAP and RabbitMQ (ctest -L integration)"
     ctest --preset integration
 fi

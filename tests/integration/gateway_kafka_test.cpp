@@ -266,3 +266,52 @@ TEST(GatewayKafkaDrain, SigtermLosesNoneOfTheAcknowledgedEvents) {
 
 }  // namespace
 }  // namespace pix::test
+
+namespace pix::test {
+namespace {
+
+// Stops and restarts the real local broker: only where the test scripts own it.
+TEST(GatewayKafkaOutage, NeverOkWhileDownAndResumesByItselfWhenBack) {
+  if (std::getenv("PIX_TEST_BROKER_CONTROL") == nullptr) {
+    GTEST_SKIP() << "set PIX_TEST_BROKER_CONTROL=1 to let tests stop and start the local Kafka";
+  }
+  GatewayProcess gw({"--broker", "kafka", "--kafka-bootstrap", kafka_bootstrap(), "--publish-timeout-ms", "3000"});
+  HttpClient c(gw.port());
+  ASSERT_TRUE(eventually([&] { return c.request("GET", "/readyz").status == 200; }, 30s));
+  ASSERT_EQ(c.post_json("/kafka", payment("outage-before")).status, 200);
+
+  ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/kafka.sh stop >/dev/null 2>&1"), 0);
+  // While the broker is away: 503 (or 504 for an event caught mid-flight), never 200.
+  int unavailable = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto r = c.post_json("/kafka", payment("outage-down-" + std::to_string(i)));
+    ASSERT_NE(r.status, 200) << "answered 200 with the broker stopped: " << r.body;
+    ASSERT_TRUE(r.status == 503 || r.status == 504) << r.status << " " << r.body;
+    if (r.status == 503) {
+      ++unavailable;
+      EXPECT_FALSE(r.header("retry-after").empty());
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GT(unavailable, 0);
+  EXPECT_EQ(c.request("GET", "/readyz").status, 503);
+
+  ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/kafka.sh start >/dev/null 2>&1"), 0);
+  Reply back;
+  ASSERT_TRUE(eventually(
+      [&] {
+        back = c.post_json("/kafka", payment("outage-after"));
+        return back.status == 200;
+      },
+      60s, 250ms))
+      << "publishing did not resume after the broker came back: " << back.status << " " << back.body;
+  const auto b = json::parse(back.body).as_object();
+  auto rec = read_one(kafka_bootstrap(), "pix.payment.requested", static_cast<std::int32_t>(b.at("partition").as_int64()),
+                      b.at("offset").as_int64());
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->headers["ce_id"], std::string(b.at("eventId").as_string()));
+  EXPECT_EQ(c.request("GET", "/readyz").status, 200);
+}
+
+}  // namespace
+}  // namespace pix::test

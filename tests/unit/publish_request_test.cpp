@@ -108,6 +108,9 @@ struct FieldCase {
   std::string_view field;
 };
 
+// Names the case by its field in test listings, instead of raw bytes.
+void PrintTo(const FieldCase& c, std::ostream* os) { *os << c.field; }
+
 class InvalidField : public ::testing::TestWithParam<FieldCase> {};
 
 TEST_P(InvalidField, Is422NamingTheField) {

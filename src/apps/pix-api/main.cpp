@@ -26,8 +26,6 @@ int main(int argc, char** argv) {
 
   try {
     pix::telemetry::Registry metrics;
-    metrics.gauge("pix_build_info", "Build information", {{"service", config.service_name()}, {"version", PIX_VERSION}},
-                  [] { return 1.0; });
     auto publisher = pix::gateway::make_publisher(config);
 
     boost::asio::io_context io(config.io_threads);

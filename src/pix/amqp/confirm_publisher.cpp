@@ -1,7 +1,7 @@
 #include "pix/amqp/confirm_publisher.hpp"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
+#include <amqp_framing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,15 @@
 #include <vector>
 
 #include "pix/amqp/topology.hpp"
+
+// I/O model. rabbitmq-c does the handshake and the setup RPCs; after that this file owns the
+// socket. Frames are encoded with rabbitmq-c's public encoders into one buffer and written with
+// non-blocking send(), and what arrives is decoded with amqp_handle_input(). Compared with
+// amqp_basic_publish() this turns three blocking send() calls per message into one non-blocking
+// write per batch, and the thread never blocks on a broker that stops reading, so timeouts,
+// probes and drain keep working. Heartbeats, which rabbitmq-c would only handle inside its own
+// calls, are therefore sent and checked here. Only whole frames are handed to the decoder, so
+// between loop turns it holds no partial frame and its memory pools can always be recycled.
 
 namespace pix::amqp {
 
@@ -44,15 +54,25 @@ using Clock = std::chrono::steady_clock;
 
 constexpr amqp_channel_t kPublishChannel = 1;
 constexpr amqp_channel_t kProbeChannel = 2;
-// Bounds the work of one loop turn, so that reading acks, timeouts and probes are never starved
-// by a long burst of publishes (or of acks).
-constexpr std::size_t kMaxPublishesPerTurn = 2048;
-constexpr std::size_t kMaxFramesPerTurn = 8192;
-// Upper bound on a poll() sleep even without heartbeats, so that clock-driven work is never late
-// by more than this.
+// Bounds the work of one loop turn, so that reading confirms, timers and probes are never
+// starved by a long burst of publishes.
+constexpr std::size_t kMaxPublishesPerTurn = 4096;
+constexpr std::size_t kReadChunk = 128 * 1024;
+constexpr std::size_t kMaxReadsPerTurn = 4;
+// Beyond this many unsent bytes the broker is not keeping up (or not reading): stop encoding
+// until the socket drains, so that memory stays bounded by max_in_flight, not by the backlog.
+constexpr std::size_t kMaxUnsentBytes = 8 * 1024 * 1024;
+// Upper bound on a poll() sleep, so that clock-driven work is never late by more than this.
 constexpr std::chrono::milliseconds kMaxPollWait{500};
+// How long a polite close may wait for our last bytes to leave.
+constexpr std::chrono::milliseconds kCloseFlushWait{1000};
 constexpr std::uint16_t kReplyNoRoute = 312;
 constexpr char kAppId[] = "pix-pubsub";
+
+// AMQP 0-9-1 framing (spec 4.2.3): type(1) channel(2) size(4) payload frame-end(1).
+constexpr std::size_t kFrameHeaderSize = 7;
+constexpr std::size_t kFrameOverhead = kFrameHeaderSize + 1;
+constexpr std::uint8_t kFrameEnd = 0xCE;
 
 amqp_bytes_t bytes_of(std::string_view s) noexcept {
   amqp_bytes_t b;
@@ -62,7 +82,10 @@ amqp_bytes_t bytes_of(std::string_view s) noexcept {
   return b;
 }
 
-std::string string_of(amqp_bytes_t b) { return {static_cast<const char*>(b.bytes), b.len}; }
+std::string string_of(amqp_bytes_t b) {
+  if (b.len == 0) return {};
+  return {static_cast<const char*>(b.bytes), b.len};
+}
 
 bool same_bytes(amqp_bytes_t b, std::string_view s) noexcept {
   return b.len == s.size() && (s.empty() || std::string_view{static_cast<const char*>(b.bytes), b.len} == s);
@@ -72,12 +95,111 @@ std::string describe_close(std::uint16_t code, amqp_bytes_t text) {
   return std::to_string(code) + " " + string_of(text);
 }
 
-long long millis(std::chrono::milliseconds d) noexcept { return static_cast<long long>(d.count()); }
+std::string millis_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+std::uint32_t get_u32(const std::uint8_t* p) noexcept {
+  return (std::uint32_t{p[0]} << 24U) | (std::uint32_t{p[1]} << 16U) | (std::uint32_t{p[2]} << 8U) | std::uint32_t{p[3]};
+}
+
+void put_u16(std::uint8_t* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<std::uint8_t>(v >> 8U);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+void put_u32(std::uint8_t* p, std::uint32_t v) noexcept {
+  put_u16(p, static_cast<std::uint16_t>(v >> 16U));
+  put_u16(p + 2, static_cast<std::uint16_t>(v));
+}
+void put_u64(std::uint8_t* p, std::uint64_t v) noexcept {
+  put_u32(p, static_cast<std::uint32_t>(v >> 32U));
+  put_u32(p + 4, static_cast<std::uint32_t>(v));
+}
+
+void put_frame_header(std::uint8_t* p, std::uint8_t type, amqp_channel_t channel, std::size_t payload) noexcept {
+  p[0] = type;
+  put_u16(p + 1, channel);
+  put_u32(p + 3, static_cast<std::uint32_t>(payload));
+}
+
+/// Encodes a method frame at `p` (at most `room` bytes); its length, or a negative amqp status.
+int encode_method_frame(std::uint8_t* p, std::size_t room, amqp_channel_t channel, amqp_method_number_t id,
+                        void* method) noexcept {
+  constexpr std::size_t kIdSize = 4;
+  if (room < kFrameOverhead + kIdSize) return AMQP_STATUS_NO_MEMORY;
+  amqp_bytes_t args;
+  args.bytes = p + kFrameHeaderSize + kIdSize;
+  args.len = room - kFrameOverhead - kIdSize;
+  const int n = amqp_encode_method(id, method, args);
+  if (n < 0) return n;
+  const std::size_t payload = kIdSize + static_cast<std::size_t>(n);
+  put_frame_header(p, AMQP_FRAME_METHOD, channel, payload);
+  put_u32(p + kFrameHeaderSize, id);
+  p[kFrameHeaderSize + payload] = kFrameEnd;
+  return static_cast<int>(kFrameOverhead + payload);
+}
+
+/// Encodes a basic content header frame at `p`; its length, or a negative amqp status.
+int encode_header_frame(std::uint8_t* p, std::size_t room, amqp_channel_t channel, std::uint64_t body_size,
+                        amqp_basic_properties_t* props) noexcept {
+  constexpr std::size_t kFixed = 12;  // class id, weight, body size
+  if (room < kFrameOverhead + kFixed) return AMQP_STATUS_NO_MEMORY;
+  amqp_bytes_t encoded;
+  encoded.bytes = p + kFrameHeaderSize + kFixed;
+  encoded.len = room - kFrameOverhead - kFixed;
+  const int n = amqp_encode_properties(AMQP_BASIC_CLASS, props, encoded);
+  if (n < 0) return n;
+  const std::size_t payload = kFixed + static_cast<std::size_t>(n);
+  put_frame_header(p, AMQP_FRAME_HEADER, channel, payload);
+  put_u16(p + kFrameHeaderSize, AMQP_BASIC_CLASS);
+  put_u16(p + kFrameHeaderSize + 2, 0);
+  put_u64(p + kFrameHeaderSize + 4, body_size);
+  p[kFrameHeaderSize + payload] = kFrameEnd;
+  return static_cast<int>(kFrameOverhead + payload);
+}
+
+/// Bytes encoded but not yet written to the socket. Grows without zero-filling, and reuses its
+/// memory once drained, so a steady stream of publishes allocates nothing.
+class OutBuffer {
+ public:
+  /// Room for at least `n` more bytes at the end.
+  std::uint8_t* tail(std::size_t n) {
+    if (capacity_ - size_ < n) grow(n);
+    return data_.get() + size_;
+  }
+  void commit(std::size_t n) noexcept { size_ += n; }
+  const std::uint8_t* unsent() const noexcept { return data_.get() + sent_; }
+  std::size_t unsent_size() const noexcept { return size_ - sent_; }
+  void consume(std::size_t n) noexcept {
+    sent_ += n;
+    if (sent_ == size_) sent_ = size_ = 0;
+  }
+  void clear() noexcept { sent_ = size_ = 0; }
+
+ private:
+  void grow(std::size_t n) {
+    if (sent_ > 0) {
+      std::memmove(data_.get(), data_.get() + sent_, size_ - sent_);
+      size_ -= sent_;
+      sent_ = 0;
+      if (capacity_ - size_ >= n) return;
+    }
+    const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{64 * 1024}});
+    std::unique_ptr<std::uint8_t[]> bigger(new std::uint8_t[capacity]);
+    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+
+  std::unique_ptr<std::uint8_t[]> data_;
+  std::size_t size_ = 0;
+  std::size_t sent_ = 0;
+  std::size_t capacity_ = 0;
+};
 
 /// An accepted event the thread has not sent yet.
 struct Queued {
   OutboundEvent event;
   PublishCallback done;
+  Clock::time_point accepted_at;
 };
 
 /// A sent event waiting for its confirm; its delivery tag is implied by its position.
@@ -93,11 +215,11 @@ struct Unconfirmed {
 struct PendingProbe {
   ProbeCallback done;
   Clock::time_point asked_at;
-  bool sent = false;      ///< an exchange.declare for it is on the wire; its answer is FIFO
+  bool sent = false;      ///< an exchange.declare for it is on the wire; answers come in order
   bool answered = false;  ///< timed out already; its late answer must still be consumed in order
 };
 
-/// A basic.return whose content header and body frames are still to come.
+/// A basic.return whose content header (and body) frames are still to come.
 struct IncomingReturn {
   std::uint16_t reply_code = 0;
   std::string reply_text;
@@ -145,7 +267,7 @@ class ConfirmPublisher::Impl {
         refusal.detail = "AMQP publisher has " + std::to_string(options_.max_in_flight) + " events in flight";
       } else {
         wake = queue_.empty();
-        queue_.push_back(detail::Queued{std::move(event), std::move(done)});
+        queue_.push_back(detail::Queued{std::move(event), std::move(done), Clock::now()});
         in_flight_.fetch_add(1, std::memory_order_relaxed);
         accepted = true;
       }
@@ -187,6 +309,7 @@ class ConfirmPublisher::Impl {
       draining_ = true;
       drain_deadline_ = Clock::now() + deadline;
     }
+    state_changed_.notify_all();
     notify_thread();
     thread_.join();
     return left_without_verdict_;
@@ -201,8 +324,8 @@ class ConfirmPublisher::Impl {
 
   bool wait_connected(std::chrono::milliseconds timeout) const {
     std::unique_lock lock(mutex_);
-    return state_changed_.wait_for(lock, timeout, [this] { return (connected_ && !blocked_) || draining_; }) &&
-           connected_ && !blocked_;
+    state_changed_.wait_for(lock, timeout, [this] { return (connected_ && !blocked_) || draining_; });
+    return connected_ && !blocked_;
   }
 
  private:
@@ -216,6 +339,11 @@ class ConfirmPublisher::Impl {
     [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
   }
 
+  void consume_wakeups() noexcept {
+    std::uint64_t count = 0;
+    [[maybe_unused]] const auto n = ::read(wake_fd_, &count, sizeof count);
+  }
+
   void set_state(bool is_connected, bool is_blocked, std::string reason) {
     {
       std::lock_guard lock(mutex_);
@@ -224,6 +352,11 @@ class ConfirmPublisher::Impl {
       unavailable_reason_ = std::move(reason);
     }
     state_changed_.notify_all();
+  }
+
+  bool draining_now() {
+    std::lock_guard lock(mutex_);
+    return draining_;
   }
 
   // ---- callbacks -------------------------------------------------------------------------
@@ -259,7 +392,7 @@ class ConfirmPublisher::Impl {
     invoke(done, std::move(result));
   }
 
-  // ---- the publisher thread --------------------------------------------------------------
+  // ---- the publisher thread: connection lifecycle ----------------------------------------
 
   void run() {
     std::chrono::milliseconds backoff = options_.reconnect_backoff_initial;
@@ -275,8 +408,8 @@ class ConfirmPublisher::Impl {
       failed_attempts = 0;
       backoff = options_.reconnect_backoff_initial;
       if (run_connected()) break;
-      // A drop right after a good connection is retried at once: the broker is likely back
-      // already (a closed channel, a forced close by an operator).
+      // The first attempt after a loss goes out at once: a closed channel or an operator's forced
+      // close leaves a healthy broker behind.
     }
     std::vector<ProbeCallback> probes;
     {
@@ -287,11 +420,6 @@ class ConfirmPublisher::Impl {
     }
     state_changed_.notify_all();
     for (auto& p : probes) invoke_probe(p, false, "the AMQP publisher is shut down");
-  }
-
-  bool draining_now() {
-    std::lock_guard lock(mutex_);
-    return draining_;
   }
 
   /// Waits `delay` or until drain() starts; false when draining.
@@ -306,11 +434,6 @@ class ConfirmPublisher::Impl {
     }
   }
 
-  void consume_wakeups() noexcept {
-    std::uint64_t count = 0;
-    [[maybe_unused]] const auto n = ::read(wake_fd_, &count, sizeof count);
-  }
-
   bool connect(std::size_t failed_attempts) {
     const int heartbeat_s = static_cast<int>(options_.heartbeat.count());
     detail::OpenedConnection opened =
@@ -318,6 +441,7 @@ class ConfirmPublisher::Impl {
     std::string error = std::move(opened.error);
     conn_ = opened.conn;
     if (conn_ != nullptr) error = setup_channels();
+    if (error.empty()) error = take_over_socket();
     if (!error.empty()) {
       if (conn_ != nullptr) {
         detail::close_connection(conn_);
@@ -333,22 +457,6 @@ class ConfirmPublisher::Impl {
       set_state(false, false, "RabbitMQ unavailable: " + error);
       return false;
     }
-
-    socket_fd_ = amqp_get_sockfd(conn_);
-    negotiated_heartbeat_ = std::chrono::seconds{amqp_get_heartbeat(conn_)};
-    // Bounds how long a write may sit unacknowledged by the peer's TCP stack: without it a
-    // vanished broker (no RST) would leave a blocked send waiting for the kernel's ~15 min.
-    const auto user_timeout = std::max<std::chrono::milliseconds>(2 * negotiated_heartbeat_, std::chrono::seconds{10});
-    const auto user_timeout_ms = static_cast<unsigned int>(user_timeout.count());
-    if (::setsockopt(socket_fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) != 0) {
-      spdlog::debug("amqp publisher: TCP_USER_TIMEOUT not set: {}", std::strerror(errno));
-    }
-    next_tag_ = 1;
-    first_tag_ = 1;
-    last_returned_tag_ = 0;
-    incoming_return_.reset();
-    probe_channel_open_ = true;
-    last_inbound_ = Clock::now();
     spdlog::info("amqp publisher: connected to {} (exchange '{}', heartbeat {} s{})", redacted_url_,
                  options_.exchange, negotiated_heartbeat_.count(),
                  failed_attempts > 0 ? ", after " + std::to_string(failed_attempts) + " failed attempts" : "");
@@ -371,11 +479,67 @@ class ConfirmPublisher::Impl {
     return {};
   }
 
+  /// Resets the per-connection state and moves socket I/O from rabbitmq-c to this class.
+  std::string take_over_socket() {
+    socket_fd_ = amqp_get_sockfd(conn_);
+    frame_max_ = static_cast<std::size_t>(amqp_get_frame_max(conn_));
+    negotiated_heartbeat_ = std::chrono::seconds{amqp_get_heartbeat(conn_)};
+    next_tag_ = 1;
+    first_tag_ = 1;
+    last_returned_tag_ = 0;
+    incoming_return_.reset();
+    probe_channel_open_ = true;
+    blocked_now_ = false;
+    close_politely_ = false;
+    out_.clear();
+    last_inbound_ = last_outbound_ = Clock::now();
+
+    // Bounds how long written data may sit unacknowledged by the peer's TCP stack: without it a
+    // broker that vanished without a RST would only be noticed by the heartbeat check.
+    const auto user_timeout = std::max<std::chrono::milliseconds>(2 * negotiated_heartbeat_, std::chrono::seconds{10});
+    const auto user_timeout_ms = static_cast<unsigned int>(user_timeout.count());
+    if (::setsockopt(socket_fd_, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) != 0) {
+      spdlog::debug("amqp publisher: TCP_USER_TIMEOUT not set: {}", std::strerror(errno));
+    }
+
+    // Frames rabbitmq-c read past the last setup reply are still in its buffers, possibly with
+    // a frame half read: finish those with rabbitmq-c, so that our reads start on a frame boundary.
+    in_.resize(frame_max_ + detail::kReadChunk);
+    in_size_ = 0;
+    const auto deadline = Clock::now() + options_.connect_timeout;
+    while (amqp_frames_enqueued(conn_) != 0 || amqp_data_in_buffer(conn_) != 0 || amqp_release_buffers_ok(conn_) == 0) {
+      static const timeval kNoWait{0, 0};
+      static const timeval kShortWait{0, 50'000};
+      const bool buffered = amqp_frames_enqueued(conn_) != 0 || amqp_data_in_buffer(conn_) != 0;
+      amqp_frame_t frame;
+      const int status = amqp_simple_wait_frame_noblock(conn_, &frame, buffered ? &kNoWait : &kShortWait);
+      if (status == AMQP_STATUS_TIMEOUT) {
+        if (Clock::now() >= deadline) return "a frame from the broker stayed incomplete";
+        continue;
+      }
+      if (status != AMQP_STATUS_OK) return std::string{"read failed: "} + amqp_error_string2(status);
+      if (!dispatch(frame)) return loss_reason_;
+    }
+    return {};
+  }
+
+  /// Gives rabbitmq-c's decoder the bytes of a frame we hold half read, so that its own reads
+  /// (the close handshake) continue the stream where we stopped.
+  void hand_back_socket() noexcept {
+    if (in_size_ == 0) return;
+    amqp_bytes_t input;
+    input.bytes = in_.data();
+    input.len = in_size_;
+    amqp_frame_t frame;
+    amqp_handle_input(conn_, input, &frame);
+    in_size_ = 0;
+  }
+
   /// Runs while connected; true when drained (the thread should exit), false on connection loss.
   bool run_connected() {
     for (;;) {
       const auto now = Clock::now();
-      if (!read_frames(now)) return on_connection_lost();
+      if (!read_socket(now)) return on_connection_lost();
 
       bool draining = false;
       Clock::time_point drain_deadline;
@@ -384,10 +548,12 @@ class ConfirmPublisher::Impl {
       if (blocked_now_) {
         fail_unsent(PublishStatus::kBrokerUnavailable, blocked_reason_);
         fail_unsent_probes(blocked_reason_);
-      } else if (!send_probes()) {
-        return on_connection_lost();
+      } else {
+        if (!send_probes()) return on_connection_lost();
+        if (!encode_batch(now)) return on_connection_lost();
       }
-      if (!publish_batch(now)) return on_connection_lost();
+      send_heartbeat_if_due(now);
+      if (!flush(now)) return on_connection_lost();
 
       expire(now);
       if (negotiated_heartbeat_.count() > 0 && now - last_inbound_ > 2 * negotiated_heartbeat_) {
@@ -404,9 +570,7 @@ class ConfirmPublisher::Impl {
       }
 
       amqp_maybe_release_buffers(conn_);
-      if (!wait_for_work(now, draining ? std::optional{drain_deadline} : std::nullopt)) {
-        return on_connection_lost();
-      }
+      if (!wait_for_io(now, draining ? std::optional{drain_deadline} : std::nullopt)) return on_connection_lost();
     }
   }
 
@@ -431,19 +595,55 @@ class ConfirmPublisher::Impl {
 
   // ---- inbound ---------------------------------------------------------------------------
 
-  /// Reads what the socket and rabbitmq-c's own buffers hold, without blocking.
-  bool read_frames(Clock::time_point now) {
-    static const timeval kNoWait{0, 0};
-    for (std::size_t n = 0; n < detail::kMaxFramesPerTurn; ++n) {
-      amqp_frame_t frame;
-      const int status = amqp_simple_wait_frame_noblock(conn_, &frame, &kNoWait);
-      if (status == AMQP_STATUS_TIMEOUT) return true;
-      if (status != AMQP_STATUS_OK) {
-        loss_reason_ = std::string{"read failed: "} + amqp_error_string2(status);
+  /// Reads and handles whatever the socket holds, without blocking.
+  bool read_socket(Clock::time_point now) {
+    for (std::size_t round = 0; round < detail::kMaxReadsPerTurn; ++round) {
+      const std::size_t room = in_.size() - in_size_;
+      const ssize_t n = ::recv(socket_fd_, in_.data() + in_size_, room, MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+        loss_reason_ = std::string{"read failed: "} + std::strerror(errno);
+        return false;
+      }
+      if (n == 0) {
+        loss_reason_ = "the broker closed the TCP connection";
         return false;
       }
       last_inbound_ = now;
-      if (!dispatch(frame)) return false;
+      in_size_ += static_cast<std::size_t>(n);
+      if (!decode_whole_frames()) return false;
+      if (static_cast<std::size_t>(n) < room) return true;
+    }
+    return true;
+  }
+
+  /// Decodes and handles every complete frame in in_, keeping a trailing partial one.
+  bool decode_whole_frames() {
+    std::size_t pos = 0;
+    while (in_size_ - pos >= detail::kFrameHeaderSize) {
+      std::uint8_t* frame_start = in_.data() + pos;
+      const std::size_t total = std::size_t{detail::get_u32(frame_start + 3)} + detail::kFrameOverhead;
+      if (total > frame_max_) {
+        loss_reason_ = "the broker sent a frame larger than frame_max";
+        return false;
+      }
+      if (in_size_ - pos < total) break;
+      amqp_bytes_t input;
+      input.bytes = frame_start;
+      input.len = total;
+      amqp_frame_t frame;
+      const int consumed = amqp_handle_input(conn_, input, &frame);
+      if (consumed < 0) {
+        loss_reason_ = std::string{"bad data from the broker: "} + amqp_error_string2(consumed);
+        return false;
+      }
+      pos += total;
+      if (frame.frame_type != 0 && !dispatch(frame)) return false;
+    }
+    if (pos > 0) {
+      std::memmove(in_.data(), in_.data() + pos, in_size_ - pos);
+      in_size_ -= pos;
     }
     return true;
   }
@@ -472,7 +672,7 @@ class ConfirmPublisher::Impl {
         if (incoming_return_->body_remaining == 0) incoming_return_.reset();
       }
     }
-    // Heartbeats can surface here when rabbitmq-c queued them during a publish; nothing to do.
+    // Heartbeats only prove the broker is alive, which read_socket() already noted.
     return true;
   }
 
@@ -482,7 +682,8 @@ class ConfirmPublisher::Impl {
         const auto* m = static_cast<const amqp_connection_close_t*>(method.decoded);
         loss_reason_ = "broker closed the connection: " + detail::describe_close(m->reply_code, m->reply_text);
         amqp_connection_close_ok_t ok{};
-        amqp_send_method(conn_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        append_method(0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        flush(Clock::now());
         return false;
       }
       case AMQP_CONNECTION_BLOCKED_METHOD: {
@@ -528,7 +729,7 @@ class ConfirmPublisher::Impl {
         const auto* m = static_cast<const amqp_channel_close_t*>(method.decoded);
         loss_reason_ = "broker closed the publishing channel: " + detail::describe_close(m->reply_code, m->reply_text);
         amqp_channel_close_ok_t ok{};
-        amqp_send_method(conn_, detail::kPublishChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        append_method(detail::kPublishChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         // The connection itself is healthy: it can be closed politely before reconnecting.
         close_politely_ = true;
         return false;
@@ -547,13 +748,12 @@ class ConfirmPublisher::Impl {
     const auto* props = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
     const bool has_id = props != nullptr && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
     const amqp_bytes_t id = has_id ? props->message_id : amqp_empty_bytes;
-    // Returns come in publish order and before the message's own confirm, so the returned
-    // message is the first one after the previous return with the same id and routing key.
+    // Returns come in publish order and before the message's own confirm, so the returned message
+    // is the first one after the previous return with this id and routing key. Answered
+    // (timed-out) entries still take their own return, so that it is not pinned on a later retry.
     const std::uint64_t start_tag = std::max(first_tag_, last_returned_tag_ + 1);
     for (std::uint64_t tag = start_tag; tag < next_tag_; ++tag) {
       auto& entry = unconfirmed_[tag - first_tag_];
-      // Answered (timed-out) entries still take their own return, so that it cannot be pinned
-      // on a later retry of the same event.
       if (entry.return_code != 0) continue;
       if (detail::same_bytes(id, entry.id) && entry.routing_key == ret.routing_key) {
         entry.return_code = ret.reply_code == 0 ? detail::kReplyNoRoute : ret.reply_code;
@@ -570,7 +770,7 @@ class ConfirmPublisher::Impl {
     if (ret.body_remaining == 0) incoming_return_.reset();
   }
 
-  /// Applies basic.ack / basic.nack for `tag` (and all before it when `multiple`).
+  /// Applies basic.ack / basic.nack for `tag` (and every earlier one when `multiple`).
   void settle(std::uint64_t tag, bool multiple, bool ack) {
     if (tag >= next_tag_) {
       spdlog::warn("amqp publisher: {} for delivery tag {} that was never sent (next is {})", ack ? "ack" : "nack", tag,
@@ -585,8 +785,8 @@ class ConfirmPublisher::Impl {
       if (entry.answered) continue;
       entry.answered = true;
       if (!ack) {
-        // A nack means the broker did not take it (e.g. a queue at x-max-length with
-        // reject-publish): retrying later can succeed.
+        // The broker refused it (e.g. a queue at x-max-length with reject-publish): it holds no
+        // copy, and a later retry can succeed.
         answer(entry.done, PublishStatus::kBrokerUnavailable, "broker nacked");
       } else if (entry.return_code == detail::kReplyNoRoute) {
         answer(entry.done, PublishStatus::kRejected, "unroutable: no queue bound for " + entry.routing_key);
@@ -622,11 +822,6 @@ class ConfirmPublisher::Impl {
                                     ? "exchange '" + options_.exchange + "' does not exist: " +
                                           detail::describe_close(m->reply_code, m->reply_text)
                                     : "probe channel closed: " + detail::describe_close(m->reply_code, m->reply_text);
-        amqp_channel_close_ok_t ok{};
-        if (amqp_send_method(conn_, detail::kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) {
-          loss_reason_ = "cannot answer the probe channel's close";
-          return false;
-        }
         // Declares sent after the failing one were discarded by the closing channel: each gets
         // the same answer.
         for (auto it = probes_.begin(); it != probes_.end();) {
@@ -637,13 +832,12 @@ class ConfirmPublisher::Impl {
           if (!it->answered) invoke_probe(it->done, false, why);
           it = probes_.erase(it);
         }
+        amqp_channel_close_ok_t ok{};
+        append_method(detail::kProbeChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         amqp_channel_open_t open{};
         open.out_of_band = amqp_empty_bytes;
+        append_method(detail::kProbeChannel, AMQP_CHANNEL_OPEN_METHOD, &open);
         probe_channel_open_ = false;
-        if (amqp_send_method(conn_, detail::kProbeChannel, AMQP_CHANNEL_OPEN_METHOD, &open) != AMQP_STATUS_OK) {
-          loss_reason_ = "cannot reopen the probe channel";
-          return false;
-        }
         return true;
       }
       case AMQP_CHANNEL_OPEN_OK_METHOD:
@@ -657,6 +851,17 @@ class ConfirmPublisher::Impl {
 
   // ---- outbound --------------------------------------------------------------------------
 
+  /// Queues a method frame for the next flush(). Our own small methods always fit a frame.
+  void append_method(amqp_channel_t channel, amqp_method_number_t id, void* method) {
+    std::uint8_t* p = out_.tail(frame_max_);
+    const int n = detail::encode_method_frame(p, frame_max_, channel, id, method);
+    if (n < 0) {
+      spdlog::error("amqp publisher: cannot encode {}: {}", amqp_method_name(id), amqp_error_string2(n));
+      return;
+    }
+    out_.commit(static_cast<std::size_t>(n));
+  }
+
   bool send_probes() {
     if (!probe_channel_open_) return true;
     for (auto& p : probes_) {
@@ -666,22 +871,26 @@ class ConfirmPublisher::Impl {
       declare.type = amqp_empty_bytes;
       declare.passive = 1;
       declare.arguments = amqp_empty_table;
-      const int status = amqp_send_method(conn_, detail::kProbeChannel, AMQP_EXCHANGE_DECLARE_METHOD, &declare);
-      if (status != AMQP_STATUS_OK) {
-        loss_reason_ = std::string{"probe send failed: "} + amqp_error_string2(status);
-        return false;
-      }
+      append_method(detail::kProbeChannel, AMQP_EXCHANGE_DECLARE_METHOD, &declare);
       p.sent = true;
     }
     return true;
   }
 
-  bool publish_batch(Clock::time_point now) {
+  /// Encodes queued events as publish frames into out_; each becomes unconfirmed.
+  bool encode_batch(Clock::time_point now) {
     const std::size_t end = std::min(batch_.size(), batch_pos_ + detail::kMaxPublishesPerTurn);
     const amqp_bytes_t exchange = detail::bytes_of(options_.exchange);
-    while (batch_pos_ < end) {
+    const std::size_t max_body_chunk = frame_max_ - detail::kFrameOverhead;
+    while (batch_pos_ < end && out_.unsent_size() < detail::kMaxUnsentBytes) {
       detail::Queued& item = batch_[batch_pos_];
       OutboundEvent& ev = item.event;
+
+      amqp_basic_publish_t method{};
+      method.exchange = exchange;
+      method.routing_key = detail::bytes_of(ev.topic);
+      method.mandatory = 1;
+      method.immediate = 0;
 
       amqp_basic_properties_t props{};
       props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
@@ -702,25 +911,76 @@ class ConfirmPublisher::Impl {
       props.headers.num_entries = static_cast<int>(header_entries_.size());
       props.headers.entries = header_entries_.data();
 
-      const int status = amqp_basic_publish(conn_, detail::kPublishChannel, exchange, detail::bytes_of(ev.topic),
-                                            /*mandatory=*/1, /*immediate=*/0, &props, detail::bytes_of(ev.payload));
-      if (status == AMQP_STATUS_OK) {
-        unconfirmed_.push_back(detail::Unconfirmed{std::move(ev.id), std::move(ev.topic), std::move(item.done), now});
-        ++next_tag_;
+      const std::size_t body = ev.payload.size();
+      const std::size_t body_frames = (body + max_body_chunk - 1) / max_body_chunk;
+      std::uint8_t* start = out_.tail(2 * frame_max_ + body + body_frames * detail::kFrameOverhead);
+      std::uint8_t* p = start;
+      int n = detail::encode_method_frame(p, frame_max_, detail::kPublishChannel, AMQP_BASIC_PUBLISH_METHOD, &method);
+      if (n >= 0) {
+        p += n;
+        n = detail::encode_header_frame(p, frame_max_, detail::kPublishChannel, body, &props);
+      }
+      if (n < 0) {
+        // Nothing was committed: the stream stays whole and the connection is fine.
+        answer(item.done, PublishStatus::kRejected,
+               std::string{"cannot encode the message (routing key, headers or properties too large): "} +
+                   amqp_error_string2(n));
         ++batch_pos_;
         continue;
       }
-      if (status == AMQP_STATUS_TABLE_TOO_BIG || status == AMQP_STATUS_INVALID_PARAMETER) {
-        // Refused while encoding, before anything reached the socket: the connection is fine.
-        answer(item.done, PublishStatus::kRejected, std::string{"cannot encode the message: "} + amqp_error_string2(status));
-        ++batch_pos_;
+      p += n;
+      for (std::size_t offset = 0; offset < body;) {
+        const std::size_t chunk = std::min(max_body_chunk, body - offset);
+        detail::put_frame_header(p, AMQP_FRAME_BODY, detail::kPublishChannel, chunk);
+        std::memcpy(p + detail::kFrameHeaderSize, ev.payload.data() + offset, chunk);
+        p[detail::kFrameHeaderSize + chunk] = detail::kFrameEnd;
+        p += chunk + detail::kFrameOverhead;
+        offset += chunk;
+      }
+      out_.commit(static_cast<std::size_t>(p - start));
+
+      unconfirmed_.push_back(detail::Unconfirmed{std::move(ev.id), std::move(ev.topic), std::move(item.done), now});
+      ++next_tag_;
+      ++batch_pos_;
+    }
+    return true;
+  }
+
+  void send_heartbeat_if_due(Clock::time_point now) {
+    if (negotiated_heartbeat_.count() == 0 || out_.unsent_size() > 0) return;
+    if (now - last_outbound_ < negotiated_heartbeat_ / 2) return;
+    std::uint8_t* p = out_.tail(detail::kFrameOverhead);
+    detail::put_frame_header(p, AMQP_FRAME_HEARTBEAT, 0, 0);
+    p[detail::kFrameHeaderSize] = detail::kFrameEnd;
+    out_.commit(detail::kFrameOverhead);
+  }
+
+  /// Writes as much of out_ as the socket takes now.
+  bool flush(Clock::time_point now) {
+    while (out_.unsent_size() > 0) {
+      const ssize_t n = ::send(socket_fd_, out_.unsent(), out_.unsent_size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        out_.consume(static_cast<std::size_t>(n));
+        last_outbound_ = now;
         continue;
       }
-      // The frames of this message did not all leave: the broker cannot have a complete copy.
-      loss_reason_ = std::string{"publish failed: "} + amqp_error_string2(status);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      loss_reason_ = std::string{"write failed: "} + std::strerror(errno);
       return false;
     }
     return true;
+  }
+
+  /// Gives out_ up to `wait` to leave, for a polite close.
+  void flush_before_close(std::chrono::milliseconds wait) {
+    const auto until = Clock::now() + wait;
+    while (out_.unsent_size() > 0 && flush(Clock::now()) && out_.unsent_size() > 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+      if (left.count() <= 0) return;
+      pollfd fd{socket_fd_, POLLOUT, 0};
+      ::poll(&fd, 1, static_cast<int>(left.count()) + 1);
+    }
   }
 
   // ---- clocks ----------------------------------------------------------------------------
@@ -731,15 +991,22 @@ class ConfirmPublisher::Impl {
       if (entry.answered) continue;
       entry.answered = true;
       answer(entry.done, PublishStatus::kTimedOut,
-             "no publisher confirm within " + std::to_string(detail::millis(options_.confirm_timeout)) +
-                 " ms; the event may have been stored");
+             "no publisher confirm within " + detail::millis_text(options_.confirm_timeout) +
+                 "; the event may have been stored");
     }
     drop_answered();
 
+    // Unsent events only wait while the socket is backed up; the broker is not taking data.
+    while (batch_pos_ < batch_.size() && now - batch_[batch_pos_].accepted_at >= options_.confirm_timeout) {
+      answer(batch_[batch_pos_].done, PublishStatus::kBrokerUnavailable,
+             "RabbitMQ did not take the event within " + detail::millis_text(options_.confirm_timeout) +
+                 " (not reading from the connection)");
+      ++batch_pos_;
+    }
+
     for (auto it = probes_.begin(); it != probes_.end();) {
       if (!it->answered && now - it->asked_at >= options_.probe_timeout) {
-        invoke_probe(it->done, false,
-                     "no answer from RabbitMQ within " + std::to_string(detail::millis(options_.probe_timeout)) + " ms");
+        invoke_probe(it->done, false, "no answer from RabbitMQ within " + detail::millis_text(options_.probe_timeout));
         it->answered = true;
       }
       // An unsent probe has no answer coming to keep its place for.
@@ -751,37 +1018,38 @@ class ConfirmPublisher::Impl {
     }
   }
 
-  /// Sleeps in poll() until the socket or the wake-up eventfd is readable, or a timer is due.
-  bool wait_for_work(Clock::time_point now, std::optional<Clock::time_point> drain_deadline) {
-    // rabbitmq-c may already hold frames it read while publishing: the socket would not show them.
-    if (amqp_frames_enqueued(conn_) != 0 || amqp_data_in_buffer(conn_) != 0 || unsent() > 0) return true;
+  /// Sleeps in poll() until the socket or the wake-up eventfd needs attention, or a timer is due.
+  bool wait_for_io(Clock::time_point now, std::optional<Clock::time_point> drain_deadline) {
+    const bool backed_up = out_.unsent_size() > 0;
+    // Work left over from a capped turn goes on at once, unless it waits for the socket.
+    if (unsent() > 0 && !backed_up) return true;
 
     Clock::time_point due = now + detail::kMaxPollWait;
     if (negotiated_heartbeat_.count() > 0) due = std::min(due, now + negotiated_heartbeat_ / 2);
     if (!unconfirmed_.empty()) due = std::min(due, unconfirmed_.front().sent_at + options_.confirm_timeout);
+    if (unsent() > 0) due = std::min(due, batch_[batch_pos_].accepted_at + options_.confirm_timeout);
     for (const auto& p : probes_) {
       if (!p.answered) due = std::min(due, p.asked_at + options_.probe_timeout);
     }
     if (drain_deadline) due = std::min(due, *drain_deadline);
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
-    // Round up so that the timer is really due when poll() returns.
+    // Rounded up so that the timer really is due when poll() returns.
     const int timeout_ms = wait.count() <= 0 ? 0 : static_cast<int>(wait.count()) + 1;
 
-    std::array<pollfd, 2> fds{pollfd{socket_fd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
+    const auto socket_events = static_cast<short>(backed_up ? POLLIN | POLLOUT : POLLIN);
+    std::array<pollfd, 2> fds{pollfd{socket_fd_, socket_events, 0}, pollfd{wake_fd_, POLLIN, 0}};
     const int n = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (n < 0) {
-      if (errno == EINTR) return true;
+    if (n < 0 && errno != EINTR) {
       loss_reason_ = std::string{"poll failed: "} + std::strerror(errno);
       return false;
     }
-    if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) last_inbound_ = Clock::now();
-    if ((fds[1].revents & POLLIN) != 0) consume_wakeups();
+    if (n > 0 && (fds[1].revents & POLLIN) != 0) consume_wakeups();
     return true;
   }
 
   // ---- endings ---------------------------------------------------------------------------
 
-  /// Events not handed to the broker yet: `status`, with nothing stored.
+  /// Events not handed to the broker: `status`, with no copy anywhere.
   void fail_unsent(PublishStatus status, const std::string& detail) {
     while (batch_pos_ < batch_.size()) {
       answer(batch_[batch_pos_].done, status, detail);
@@ -819,18 +1087,19 @@ class ConfirmPublisher::Impl {
 
   /// Answers everything that depended on this connection and frees it; the caller reconnects.
   bool on_connection_lost() {
-    const std::string reason = loss_reason_.empty() ? "connection lost" : std::move(loss_reason_);
+    const std::string reason = loss_reason_.empty() ? std::string{"connection lost"} : std::move(loss_reason_);
     loss_reason_.clear();
-    spdlog::warn("amqp publisher: lost the connection to {}: {} ({} unconfirmed, {} unsent events failed)",
-                 redacted_url_, reason, unconfirmed_.size(), unsent() + queued_size());
     if (close_politely_) {
+      flush_before_close(detail::kCloseFlushWait);
+      hand_back_socket();
       detail::close_connection(conn_);
     } else {
       amqp_destroy_connection(conn_);
     }
     conn_ = nullptr;
-    close_politely_ = false;
-    blocked_now_ = false;
+    socket_fd_ = -1;
+    out_.clear();
+    in_size_ = 0;
 
     // From here publish() refuses, so nothing more can enter the queue behind this swap.
     std::vector<detail::Queued> queued;
@@ -844,6 +1113,10 @@ class ConfirmPublisher::Impl {
       probe_requests.swap(probe_requests_);
     }
     state_changed_.notify_all();
+    const std::size_t unconfirmed = static_cast<std::size_t>(std::count_if(
+        unconfirmed_.begin(), unconfirmed_.end(), [](const detail::Unconfirmed& u) { return !u.answered; }));
+    spdlog::warn("amqp publisher: lost the connection to {}: {} ({} unconfirmed events timed out, {} unsent failed)",
+                 redacted_url_, reason, unconfirmed, unsent() + queued.size());
 
     fail_unconfirmed("connection lost before confirm; the event may have been stored (" + reason + ")");
     const std::string unsent_detail = "connection lost before the event was sent (" + reason + ")";
@@ -854,19 +1127,14 @@ class ConfirmPublisher::Impl {
     return false;
   }
 
-  std::size_t queued_size() {
-    std::lock_guard lock(mutex_);
-    return queue_.size();
-  }
-
   void finish_drain() {
     std::vector<detail::Queued> queued;
     {
       std::lock_guard lock(mutex_);
       queued.swap(queue_);
     }
-    const std::size_t unconfirmed = std::count_if(unconfirmed_.begin(), unconfirmed_.end(),
-                                                  [](const detail::Unconfirmed& u) { return !u.answered; });
+    const std::size_t unconfirmed = static_cast<std::size_t>(std::count_if(
+        unconfirmed_.begin(), unconfirmed_.end(), [](const detail::Unconfirmed& u) { return !u.answered; }));
     left_without_verdict_ = unconfirmed + unsent() + queued.size();
     fail_unconfirmed("the publisher shut down before the broker confirmed; the event may have been stored");
     const std::string unsent_detail = "the publisher shut down before the event was sent";
@@ -876,8 +1144,11 @@ class ConfirmPublisher::Impl {
     if (left_without_verdict_ > 0) {
       spdlog::warn("amqp publisher: drained with {} events left without a broker verdict", left_without_verdict_);
     }
+    flush_before_close(detail::kCloseFlushWait);
+    hand_back_socket();
     detail::close_connection(conn_);
     conn_ = nullptr;
+    socket_fd_ = -1;
     spdlog::info("amqp publisher: closed the connection to {}", redacted_url_);
   }
 
@@ -903,8 +1174,13 @@ class ConfirmPublisher::Impl {
   // Owned by the thread.
   amqp_connection_state_t conn_ = nullptr;
   int socket_fd_ = -1;
+  std::size_t frame_max_ = 0;
   std::chrono::seconds negotiated_heartbeat_{0};
   Clock::time_point last_inbound_;
+  Clock::time_point last_outbound_;
+  detail::OutBuffer out_;
+  std::vector<std::uint8_t> in_;  ///< received bytes; holds at most one partial frame between turns
+  std::size_t in_size_ = 0;
   std::vector<detail::Queued> batch_;
   std::size_t batch_pos_ = 0;
   std::deque<detail::Unconfirmed> unconfirmed_;
@@ -920,7 +1196,7 @@ class ConfirmPublisher::Impl {
   bool close_politely_ = false;
   std::vector<amqp_table_entry_t> header_entries_;
 
-  // Declared last: started in the constructor body, after every member it uses exists.
+  // Declared last: started in the constructor body, once every member it uses exists.
   std::thread thread_;
 };
 

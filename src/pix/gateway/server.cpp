@@ -40,6 +40,13 @@ namespace {
 
 constexpr auto kNoCompletion = asio::as_tuple(use_awaitable);
 
+const std::string kRequestsTotal = "pix_http_requests_total";
+const std::string kRequestsHelp = "HTTP requests by route, method and status code";
+const std::string kRequestDuration = "pix_http_request_duration_seconds";
+const std::string kRequestDurationHelp = "HTTP request latency, from the request read to the response ready";
+const std::string kPublishTotal = "pix_publish_total";
+const std::string kPublishHelp = "Publish attempts by broker, topic and result";
+
 /// Adapts the callback-style Publisher to a coroutine: resumes on the awaiting coroutine's executor.
 template <typename Token>
 auto async_publish(broker::Publisher& publisher, broker::OutboundEvent event, Token&& token) {
@@ -157,6 +164,11 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
       replays_(&metrics.counter("pix_idempotent_replays_total",
                                 "Requests answered from the Idempotency-Key window without publishing")) {
   const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
+  metrics.gauge("pix_build_info", "Build information; always 1",
+                {{"service", config.service_name()}, {"version", PIX_VERSION}}, [] { return 1.0; });
+  metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
+  metrics.describe(kRequestDuration, kRequestDurationHelp, "histogram");
+  metrics.describe(kPublishTotal, kPublishHelp, "counter");
   metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged",
                 {{"broker", broker}}, [this] { return static_cast<double>(publisher_.in_flight()); });
   metrics.gauge("pix_http_requests_in_progress", "HTTP requests being handled", {},
@@ -264,11 +276,11 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
 
 void Server::record(const std::string& route, const Request& req, const Response& res, double seconds) {
   metrics_
-      .counter("pix_http_requests_total", "HTTP requests by route, method and status code",
+      .counter(kRequestsTotal, kRequestsHelp,
                {{"route", route}, {"method", req.method_string().empty() ? "-" : std::string(req.method_string())},
                 {"code", std::to_string(res.result_int())}})
       .inc();
-  metrics_.histogram("pix_http_request_duration_seconds", "HTTP request latency, read to response", {{"route", route}})
+  metrics_.histogram(kRequestDuration, kRequestDurationHelp, {{"route", route}})
       .observe(seconds);
 }
 
@@ -388,7 +400,7 @@ awaitable<Response> Server::handle_publish(const Request& req) {
   ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
   const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   metrics_
-      .counter("pix_publish_total", "Publish attempts by broker, topic and result",
+      .counter(kPublishTotal, kPublishHelp,
                {{"broker", broker}, {"topic", topic}, {"result", std::string(result_label(result.status))}})
       .inc();
 

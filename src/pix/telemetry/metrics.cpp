@@ -104,6 +104,16 @@ void Registry::gauge(const std::string& name, const std::string& help, const Lab
   s.gauge = std::move(read);
 }
 
+void Registry::describe(const std::string& name, const std::string& help, const std::string& type) {
+  std::lock_guard lock(mutex_);
+  auto& fam = families_[name];
+  if (!fam.type.empty() && fam.type != type) {
+    throw std::logic_error("metric " + name + " registered as " + fam.type + " and " + type);
+  }
+  fam.help = help;
+  fam.type = type;
+}
+
 std::string Registry::render() const {
   std::lock_guard lock(mutex_);
   std::string out;

@@ -55,6 +55,10 @@ class Registry {
   /// A gauge read when scraped.
   void gauge(const std::string& name, const std::string& help, const Labels& labels, std::function<double()> read);
 
+  /// Announce a family before its first series exists, so that it is exported (HELP/TYPE)
+  /// from the start and its name is part of family_names(). `type`: counter, gauge, histogram.
+  void describe(const std::string& name, const std::string& help, const std::string& type);
+
   /// The exposition text for GET /metrics.
   std::string render() const;
   /// Names of every family registered so far (for the exported-names check).

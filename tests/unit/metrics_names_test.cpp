@@ -1,0 +1,51 @@
+// The exported metric names must match docs/metrics.txt, the list dashboards and alerts use.
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <fstream>
+#include <set>
+
+#include "pix/gateway/server.hpp"
+
+namespace pix {
+namespace {
+
+class IdlePublisher final : public broker::Publisher {
+ public:
+  void publish(broker::OutboundEvent, broker::PublishCallback done) override {
+    done({broker::PublishStatus::kBrokerUnavailable, "idle", -1, -1});
+  }
+  void probe(broker::ProbeCallback done) override { done(false, "idle"); }
+  std::size_t drain(std::chrono::milliseconds) override { return 0; }
+  std::size_t in_flight() const noexcept override { return 0; }
+};
+
+std::set<std::string> documented() {
+  std::ifstream in(PIX_SOURCE_DIR "/docs/metrics.txt");
+  EXPECT_TRUE(in) << "docs/metrics.txt is missing";
+  std::set<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') names.insert(line);
+  }
+  return names;
+}
+
+TEST(MetricNames, GatewayExportsExactlyTheDocumentedFamilies) {
+  for (auto broker : {gateway::BrokerKind::kKafka, gateway::BrokerKind::kRabbit}) {
+    boost::asio::io_context io;
+    telemetry::Registry registry;
+    IdlePublisher publisher;
+    gateway::GatewayConfig config;
+    config.broker = broker;
+    gateway::Server server(io, config, publisher, registry);
+    const auto exported = registry.family_names();
+    EXPECT_EQ(std::set<std::string>(exported.begin(), exported.end()), documented());
+    // Every family is visible from the first scrape, before any traffic.
+    const std::string text = registry.render();
+    for (const auto& name : exported) EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos) << name;
+  }
+}
+
+}  // namespace
+}  // namespace pix
