@@ -19,6 +19,8 @@ PIX_APT_PACKAGES=(
     rabbitmq-server kcat maven openjdk-17-jre-headless curl
     # scripting / tooling
     python3 python3-venv
+    # lint (the test command checks formatting and shell scripts)
+    clang-format shellcheck
 )
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh

@@ -3,7 +3,7 @@
 #
 #   scripts/local/test.sh [unit|integration|all]     default: all
 #
-# Installs what is missing, builds the debug preset (AddressSanitizer + UBSan),
+# Installs what is missing, checks formatting and shell scripts, builds the debug preset (AddressSanitizer + UBSan),
 # starts Kafka and RabbitMQ if they are not running, declares the topology, and
 # runs ctest by label. Leaves the brokers running (./pix down stops them).
 set -euo pipefail
@@ -21,6 +21,7 @@ esac
 
 t0="$(now_us)"
 "$here/deps.sh"
+"$here/lint.sh"
 "$here/build.sh" debug
 cd "$root"
 

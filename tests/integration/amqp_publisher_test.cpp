@@ -26,7 +26,7 @@ using broker::OutboundEvent;
 using broker::PublishResult;
 using broker::PublishStatus;
 using std::chrono::milliseconds;
-using testing::TestRabbit;
+using test::TestRabbit;
 using Clock = std::chrono::steady_clock;
 
 constexpr milliseconds kConnectWait{10'000};
@@ -54,12 +54,11 @@ class Verdicts {
 
   broker::PublishCallback callback(std::size_t i) {
     return [this, i](PublishResult r) {
-      {
-        std::lock_guard lock(mutex_);
-        results_[i] = std::move(r);
-        ++calls_[i];
-        ++answered_;
-      }
+      // Notified under the lock: the waiter may return and destroy this object right after.
+      std::lock_guard lock(mutex_);
+      results_[i] = std::move(r);
+      ++calls_[i];
+      ++answered_;
       cv_.notify_all();
     };
   }
@@ -104,12 +103,10 @@ struct ProbeAnswer {
 
   broker::ProbeCallback callback() {
     return [this](bool r, std::string d) {
-      {
-        std::lock_guard lock(mutex);
-        ++calls;
-        ready = r;
-        detail = std::move(d);
-      }
+      std::lock_guard lock(mutex);
+      ++calls;
+      ready = r;
+      detail = std::move(d);
       cv.notify_all();
     };
   }
@@ -150,7 +147,7 @@ class AmqpPublisherTest : public ::testing::Test {
 TEST_F(AmqpPublisherTest, PipelinedEventsAreAllConfirmedAndDeliveredPersistent) {
   constexpr std::size_t kEvents = 5000;
   const std::string key = "pix.payment.requested";
-  testing::AmqpTestConsumer consumer(url_, topology_.exchange, key);
+  test::AmqpTestConsumer consumer(url_, topology_.exchange, key);
   ASSERT_EQ(consumer.error(), "");
   auto publisher = connected_publisher(topology_.exchange);
 
@@ -195,8 +192,8 @@ TEST_F(AmqpPublisherTest, PipelinedEventsAreAllConfirmedAndDeliveredPersistent) 
 TEST_F(AmqpPublisherTest, UnroutableEventIsRejectedNeverAcked) {
   // The topology's exchange routes everything (alternate exchange): this one must not.
   const std::string bare = TestRabbit::unique_name("pix-test-bare-");
-  ASSERT_TRUE(testing::declare_plain_exchange(url_, bare));
-  testing::AmqpTestConsumer consumer(url_, bare, "pix.payment.requested");
+  ASSERT_TRUE(test::declare_plain_exchange(url_, bare));
+  test::AmqpTestConsumer consumer(url_, bare, "pix.payment.requested");
   ASSERT_EQ(consumer.error(), "");
   auto publisher = connected_publisher(bare);
 
@@ -273,7 +270,7 @@ TEST_F(AmqpPublisherTest, ProbeIsARealRoundTrip) {
   EXPECT_FALSE(bad.ready);
   EXPECT_NE(bad.detail.find("does not exist"), std::string::npos) << bad.detail;
 
-  ASSERT_TRUE(testing::declare_plain_exchange(url_, missing));
+  ASSERT_TRUE(test::declare_plain_exchange(url_, missing));
   const auto deadline = Clock::now() + milliseconds{5000};
   bool ready = false;
   while (!ready && Clock::now() < deadline) {
@@ -323,6 +320,58 @@ TEST_F(AmqpPublisherTest, DrainPastItsDeadlineCountsWhatIsLeft) {
   EXPECT_EQ(verdicts.count(PublishStatus::kTimedOut) + verdicts.count(PublishStatus::kShuttingDown), left);
 }
 
+TEST_F(AmqpPublisherTest, FullLocalQueueRefusesAtOnceInsteadOfGrowing) {
+  constexpr std::size_t kEvents = 200;
+  ConfirmPublisher::Options options;
+  options.url = url_;
+  options.exchange = topology_.exchange;
+  options.max_in_flight = 10;
+  ConfirmPublisher publisher(std::move(options));
+  ASSERT_TRUE(publisher.wait_connected(kConnectWait));
+
+  Verdicts verdicts(kEvents);
+  std::size_t refused_synchronously = 0;
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    publisher.publish(make_event("pix.payment.requested", "q-" + std::to_string(i)), verdicts.callback(i));
+    EXPECT_LE(publisher.in_flight(), 10U);
+    if (verdicts.calls(i) == 1 && verdicts.result(i).status == PublishStatus::kQueueFull) ++refused_synchronously;
+  }
+  ASSERT_EQ(verdicts.wait_for(kEvents, kVerdictWait), kEvents);
+  // A burst of 200 against a window of 10 outruns any broker's confirms.
+  EXPECT_GT(refused_synchronously, 0U);
+  EXPECT_EQ(verdicts.count(PublishStatus::kQueueFull), refused_synchronously);
+  EXPECT_EQ(verdicts.count(PublishStatus::kAcked) + refused_synchronously, kEvents);
+  EXPECT_TRUE(broker::is_retryable(PublishStatus::kQueueFull));
+}
+
+TEST_F(AmqpPublisherTest, BrokerNackOfAFullQuorumQueueIsRetryableNotAcked) {
+  // Its own topology with room for 2 messages per queue (x-overflow reject-publish).
+  TopologyOptions tiny = topology_;
+  tiny.exchange = TestRabbit::unique_name("pix-test-tiny-");
+  tiny.queue_prefix = tiny.exchange + ".";
+  tiny.max_length = 2;
+  ASSERT_TRUE(declare_topology(url_, tiny));
+  auto publisher = connected_publisher(tiny.exchange);
+
+  constexpr std::size_t kEvents = 10;
+  Verdicts verdicts(kEvents);
+  for (std::size_t i = 0; i < kEvents; ++i) {
+    // One at a time, so that each publish sees the queue length the previous ones left.
+    publisher->publish(make_event("pix.audit.log", "n-" + std::to_string(i)), verdicts.callback(i));
+    ASSERT_EQ(verdicts.wait_for(i + 1, kVerdictWait), i + 1);
+  }
+  // Quorum queues enforce the limit approximately (one over is normal), but exactly what was
+  // acked is in the queue and every other event was nacked.
+  const std::size_t acked = verdicts.count(PublishStatus::kAcked);
+  EXPECT_GE(acked, 2U);
+  EXPECT_LE(acked, 3U);
+  EXPECT_EQ(verdicts.count(PublishStatus::kBrokerUnavailable), kEvents - acked);
+  EXPECT_EQ(verdicts.result(kEvents - 1).detail, "broker nacked");
+  EXPECT_EQ(test::queue_message_count(url_, topology_names(tiny).queues.back()).value_or(0), acked);
+  EXPECT_EQ(publisher->drain(milliseconds{5000}), 0U);
+  EXPECT_TRUE(delete_topology(url_, tiny));
+}
+
 TEST_F(AmqpPublisherTest, TopologyIsIdempotentAndEveryKeyLandsInItsQuorumQueue) {
   ASSERT_TRUE(declare_topology(url_, topology_)) << "second declare must succeed";
   const TopologyNames names = topology_names(topology_);
@@ -331,7 +380,8 @@ TEST_F(AmqpPublisherTest, TopologyIsIdempotentAndEveryKeyLandsInItsQuorumQueue) 
   const std::vector<std::string>& keys = topology_.routing_keys;
   ASSERT_EQ(keys.size(), 5U);
   Verdicts verdicts(keys.size() + 1);
-  for (std::size_t i = 0; i < keys.size(); ++i) publisher->publish(make_event(keys[i], "k-" + keys[i]), verdicts.callback(i));
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    publisher->publish(make_event(keys[i], "k-" + keys[i]), verdicts.callback(i));
   // No binding takes this key: the alternate exchange does, so it is confirmed, not returned.
   publisher->publish(make_event("pix.payment.unknown", "k-unknown"), verdicts.callback(keys.size()));
   ASSERT_EQ(verdicts.wait_for(keys.size() + 1, kVerdictWait), keys.size() + 1);
@@ -347,14 +397,14 @@ TEST_F(AmqpPublisherTest, TopologyIsIdempotentAndEveryKeyLandsInItsQuorumQueue) 
     std::optional<std::uint32_t> count;
     std::string error;
     while (Clock::now() < deadline) {
-      count = testing::queue_message_count(url_, queue, &error);
+      count = test::queue_message_count(url_, queue, &error);
       if (count && *count >= 1) break;
       std::this_thread::sleep_for(milliseconds{20});
     }
     ASSERT_TRUE(count.has_value()) << queue << ": " << error;
     EXPECT_EQ(*count, 1U) << queue;
   }
-  EXPECT_EQ(testing::queue_message_count(url_, names.dead_letter_queue).value_or(99), 0U);
+  EXPECT_EQ(test::queue_message_count(url_, names.dead_letter_queue).value_or(99), 0U);
 }
 
 TEST_F(AmqpPublisherTest, TopologyReportsAConflictingExchangeClearly) {
@@ -363,7 +413,7 @@ TEST_F(AmqpPublisherTest, TopologyReportsAConflictingExchangeClearly) {
   TopologyOptions clash = topology_;
   clash.exchange = TestRabbit::unique_name("pix-test-clash-");
   clash.queue_prefix = clash.exchange + ".";
-  ASSERT_TRUE(testing::declare_plain_exchange(url_, clash.exchange));
+  ASSERT_TRUE(test::declare_plain_exchange(url_, clash.exchange));
   const AmqpOpResult result = declare_topology(url_, clash);
   EXPECT_FALSE(result);
   EXPECT_NE(result.error.find("'" + clash.exchange + "'"), std::string::npos) << result.error;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "pix/util/random_id.hpp"
+#include "support/broker_control.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 #include "support/kafka_test_consumer.hpp"
@@ -38,7 +39,9 @@ std::string payment(const std::string& tx) {
 
 class GatewayKafka : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { gateway_ = new GatewayProcess({"--broker", "kafka", "--kafka-bootstrap", kafka_bootstrap()}); }
+  static void SetUpTestSuite() {
+    gateway_ = new GatewayProcess({"--broker", "kafka", "--kafka-bootstrap", kafka_bootstrap()});
+  }
   static void TearDownTestSuite() {
     delete gateway_;
     gateway_ = nullptr;
@@ -70,7 +73,8 @@ TEST_F(GatewayKafka, SeedExampleIsAcknowledgedAndReadableWithKeyValueAndHeaders)
   auto rec = read_one(kafka_bootstrap(), "pix.payment.requested", partition, offset);
   ASSERT_TRUE(rec) << "the acknowledged record is not in the topic";
   EXPECT_EQ(rec->key, "12345");
-  EXPECT_EQ(json::parse(rec->value), json::parse(R"({"transactionId":"12345","amount":100,"payer":"alice","receiver":"bob"})"));
+  EXPECT_EQ(json::parse(rec->value),
+            json::parse(R"({"transactionId":"12345","amount":100,"payer":"alice","receiver":"bob"})"));
   EXPECT_EQ(rec->headers["ce_specversion"], "1.0");
   EXPECT_EQ(rec->headers["ce_id"], event_id);
   EXPECT_EQ(rec->headers["ce_type"], "pix.payment.requested");
@@ -154,7 +158,8 @@ TEST_F(GatewayKafka, BadRequestsGetExactProblemsWhileValidTrafficKeepsFlowing) {
   for (int round = 0; round < 3; ++round) {
     for (const auto& tc : corpus) {
       auto r = c.request(tc.method, tc.target, tc.body, {{"Content-Type", tc.content_type}});
-      ASSERT_EQ(r.status, tc.status) << tc.method << " " << tc.target << " " << tc.body.substr(0, 80) << " -> " << r.body;
+      ASSERT_EQ(r.status, tc.status) << tc.method << " " << tc.target << " " << tc.body.substr(0, 80) << " -> "
+                                     << r.body;
       if (tc.status == 200) continue;
       EXPECT_EQ(r.header("content-type"), "application/problem+json") << r.body;
       const auto problem = json::parse(r.body).as_object();
@@ -230,8 +235,8 @@ TEST(GatewayKafkaDrain, SigtermLosesNoneOfTheAcknowledgedEvents) {
           if (r.status != 200) continue;
           auto b = json::parse(r.body).as_object();
           std::lock_guard lock(mu);
-          acked.push_back({std::string(b.at("eventId").as_string()), static_cast<std::int32_t>(b.at("partition").as_int64()),
-                           b.at("offset").as_int64()});
+          acked.push_back({std::string(b.at("eventId").as_string()),
+                           static_cast<std::int32_t>(b.at("partition").as_int64()), b.at("offset").as_int64()});
         }
       } catch (const std::exception&) {
         // The server closed the connection after draining: this client is done.
@@ -252,8 +257,8 @@ TEST(GatewayKafkaDrain, SigtermLosesNoneOfTheAcknowledgedEvents) {
   }
   std::map<std::pair<std::int32_t, std::int64_t>, std::string> stored;
   for (const auto& [partition, range] : ranges) {
-    for (auto& rec : read_partition(kafka_bootstrap(), "pix.payment.requested", partition, range.first,
-                                    range.second + 1, 30s)) {
+    for (auto& rec :
+         read_partition(kafka_bootstrap(), "pix.payment.requested", partition, range.first, range.second + 1, 30s)) {
       stored[{rec.partition, rec.offset}] = rec.headers["ce_id"];
     }
   }
@@ -297,20 +302,44 @@ TEST(GatewayKafkaOutage, NeverOkWhileDownAndResumesByItselfWhenBack) {
   EXPECT_EQ(c.request("GET", "/readyz").status, 503);
 
   ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/kafka.sh start >/dev/null 2>&1"), 0);
-  Reply back;
-  ASSERT_TRUE(eventually(
-      [&] {
-        back = c.post_json("/kafka", payment("outage-after"));
-        return back.status == 200;
-      },
-      60s, 250ms))
-      << "publishing did not resume after the broker came back: " << back.status << " " << back.body;
+  const Reply back = post_until_status(c, "/kafka", payment("outage-after"), 200, 60s);
+  ASSERT_EQ(back.status, 200) << "publishing did not resume after the broker came back: " << back.status << " "
+                              << back.body;
   const auto b = json::parse(back.body).as_object();
-  auto rec = read_one(kafka_bootstrap(), "pix.payment.requested", static_cast<std::int32_t>(b.at("partition").as_int64()),
-                      b.at("offset").as_int64());
+  auto rec = read_one(kafka_bootstrap(), "pix.payment.requested",
+                      static_cast<std::int32_t>(b.at("partition").as_int64()), b.at("offset").as_int64());
   ASSERT_TRUE(rec);
   EXPECT_EQ(rec->headers["ce_id"], std::string(b.at("eventId").as_string()));
   EXPECT_EQ(c.request("GET", "/readyz").status, 200);
+}
+
+}  // namespace
+}  // namespace pix::test
+
+namespace pix::test {
+namespace {
+
+TEST(GatewayKafkaSilentBroker, AnswersGatewayTimeoutWhenNoAckComes) {
+  if (std::getenv("PIX_TEST_BROKER_CONTROL") == nullptr) {
+    GTEST_SKIP() << "set PIX_TEST_BROKER_CONTROL=1 to let tests freeze the local Kafka";
+  }
+  const int pid = local_broker_pid("kafka");
+  ASSERT_GT(pid, 0) << "no pid file for the local Kafka";
+  GatewayProcess gw({"--broker", "kafka", "--kafka-bootstrap", kafka_bootstrap(), "--publish-timeout-ms", "1000"});
+  HttpClient c(gw.port());
+  ASSERT_TRUE(eventually([&] { return c.request("GET", "/readyz").status == 200; }, 30s));
+  ASSERT_EQ(c.post_json("/kafka", payment("silent-before")).status, 200);
+  {
+    FrozenProcess frozen(pid);
+    auto r = c.post_json("/kafka", payment("silent-during"));
+    ASSERT_EQ(r.status, 504) << r.body;
+    const auto problem = json::parse(r.body).as_object();
+    EXPECT_EQ(problem.at("type").as_string(), "urn:pix-pubsub:problem:broker-ack-timeout");
+    EXPECT_FALSE(problem.at("eventId").as_string().empty());
+    EXPECT_NE(std::string(problem.at("detail").as_string()).find("may"), std::string::npos);
+  }
+  const Reply back = post_until_status(c, "/kafka", payment("silent-after"), 200, 60s);
+  EXPECT_EQ(back.status, 200) << back.status << " " << back.body;
 }
 
 }  // namespace

@@ -4,9 +4,12 @@
 
 #include <boost/json/parse.hpp>
 
+#include <atomic>
+#include <csignal>
 #include <thread>
 
 #include "support/amqp_test_consumer.hpp"
+#include "support/broker_control.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 
@@ -15,8 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace json = boost::json;
-using testing::AmqpTestConsumer;
-using testing::TestRabbit;
 
 constexpr const char* kSeedRabbitExample = R"({
   "topic": "pix.notification.sent",
@@ -83,7 +84,8 @@ TEST(GatewayRabbit, SeedExampleIsConfirmedAndDeliveredPersistentWithHeaders) {
   EXPECT_EQ(m.headers.at("traceparent").size(), 55u);
 
   // The production topology's own queue for that key holds it too (durable quorum queue).
-  EXPECT_TRUE(eventually([&] { return testing::queue_message_count(TestRabbit::url(), topo.queue_for("pix.notification.sent")) == 1u; }, 5s));
+  EXPECT_TRUE(eventually(
+      [&] { return queue_message_count(TestRabbit::url(), topo.queue_for("pix.notification.sent")) == 1u; }, 5s));
 }
 
 TEST(GatewayRabbit, EveryTopicIsRoutedToItsQueue) {
@@ -101,7 +103,7 @@ TEST(GatewayRabbit, EveryTopicIsRoutedToItsQueue) {
     ASSERT_EQ(r.status, 200) << topic << " " << r.body;
   }
   for (const auto& [topic, value] : events) {
-    EXPECT_TRUE(eventually([&] { return testing::queue_message_count(TestRabbit::url(), topo.queue_for(topic)) == 1u; }, 5s))
+    EXPECT_TRUE(eventually([&] { return queue_message_count(TestRabbit::url(), topo.queue_for(topic)) == 1u; }, 5s))
         << topic;
   }
 }
@@ -120,14 +122,14 @@ TEST(GatewayRabbit, IdempotentRetryPublishesOnce) {
   // A different key is a different event.
   ASSERT_EQ(c.post_json("/rabbit", kSeedRabbitExample, {{"Idempotency-Key", key + "-2"}}).status, 200);
   const auto queue = topo.queue_for("pix.notification.sent");
-  EXPECT_TRUE(eventually([&] { return testing::queue_message_count(TestRabbit::url(), queue) == 2u; }, 5s));
+  EXPECT_TRUE(eventually([&] { return queue_message_count(TestRabbit::url(), queue) == 2u; }, 5s));
   std::this_thread::sleep_for(200ms);  // a late duplicate would show up here
-  EXPECT_EQ(testing::queue_message_count(TestRabbit::url(), queue), 2u);
+  EXPECT_EQ(queue_message_count(TestRabbit::url(), queue), 2u);
 }
 
 TEST(GatewayRabbit, MissingExchangeIsNotReady) {
-  GatewayProcess gw({"--broker", "rabbit", "--rabbit-url", rabbit_url(), "--exchange",
-                     TestRabbit::unique_name("no-such-exchange")});
+  GatewayProcess gw(
+      {"--broker", "rabbit", "--rabbit-url", rabbit_url(), "--exchange", TestRabbit::unique_name("no-such-exchange")});
   HttpClient c(gw.port());
   EXPECT_TRUE(eventually([&] { return c.request("GET", "/readyz").status == 503; }, 10s));
 }
@@ -142,6 +144,59 @@ TEST(GatewayRabbitUnreachable, AnswersServiceUnavailableNeverOk) {
   }
   EXPECT_EQ(c.request("GET", "/readyz").status, 503);
   EXPECT_EQ(c.request("GET", "/healthz").status, 200);
+}
+
+TEST(GatewayRabbitDrain, SigtermLosesNoneOfTheAcknowledgedEvents) {
+  FreshTopology topo;
+  auto gw = start_gateway(topo.exchange());
+  std::atomic<int> acked{0}, maybe_stored{0}, answered{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      try {
+        HttpClient c(gw->port());
+        for (;;) {
+          const int status = c.post_json("/rabbit", kSeedRabbitExample).status;
+          ++answered;
+          if (status == 200) ++acked;
+          if (status == 504) ++maybe_stored;
+        }
+      } catch (const std::exception&) {
+        // The server closed the connection after draining: this client is done.
+      }
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return answered.load() > 200; }, 30s));
+  gw->signal(SIGTERM);
+  EXPECT_EQ(gw->wait_exit(20s), 0) << gw->logs();
+  for (auto& t : clients) t.join();
+  ASSERT_GT(acked.load(), 0);
+  // Every 200 is in the durable queue; only a 504 (which says "may exist") could add more.
+  const auto queue = topo.queue_for("pix.notification.sent");
+  const auto expected = static_cast<std::uint32_t>(acked.load());
+  EXPECT_TRUE(eventually([&] { return queue_message_count(TestRabbit::url(), queue) >= expected; }, 10s))
+      << "acknowledged " << expected << ", queued " << queue_message_count(TestRabbit::url(), queue).value_or(0);
+  EXPECT_LE(queue_message_count(TestRabbit::url(), queue).value_or(0), expected + maybe_stored.load());
+}
+
+TEST(GatewayRabbitSilentBroker, AnswersGatewayTimeoutWhenNoConfirmComes) {
+  if (std::getenv("PIX_TEST_BROKER_CONTROL") == nullptr) {
+    GTEST_SKIP() << "set PIX_TEST_BROKER_CONTROL=1 to let tests freeze the local RabbitMQ";
+  }
+  const int pid = local_broker_pid("rabbitmq");
+  ASSERT_GT(pid, 0) << "no pid file for the local RabbitMQ";
+  FreshTopology topo;
+  auto gw = start_gateway(topo.exchange(), {"--publish-timeout-ms", "1000"});
+  HttpClient c(gw->port());
+  ASSERT_EQ(c.post_json("/rabbit", kSeedRabbitExample).status, 200);
+  {
+    FrozenProcess frozen(pid);
+    auto r = c.post_json("/rabbit", kSeedRabbitExample);
+    ASSERT_EQ(r.status, 504) << r.body;
+    EXPECT_EQ(json::parse(r.body).at("type").as_string(), "urn:pix-pubsub:problem:broker-ack-timeout");
+  }
+  const Reply back = post_until_status(c, "/rabbit", kSeedRabbitExample, 200, 60s);
+  EXPECT_EQ(back.status, 200) << back.status << " " << back.body;
 }
 
 TEST(GatewayRabbitOutage, NeverOkWhileDownAndResumesByItselfWhenBack) {
@@ -167,20 +222,15 @@ TEST(GatewayRabbitOutage, NeverOkWhileDownAndResumesByItselfWhenBack) {
   EXPECT_EQ(c.request("GET", "/readyz").status, 503);
 
   ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/rabbitmq.sh start >/dev/null 2>&1"), 0);
-  Reply back;
-  ASSERT_TRUE(eventually(
-      [&] {
-        back = c.post_json("/rabbit", kSeedRabbitExample);
-        return back.status == 200;
-      },
-      60s, 250ms))
-      << "publishing did not resume after the broker came back: " << back.status << " " << back.body;
+  const Reply back = post_until_status(c, "/rabbit", kSeedRabbitExample, 200, 60s);
+  ASSERT_EQ(back.status, 200) << "publishing did not resume after the broker came back: " << back.status << " "
+                              << back.body;
   EXPECT_EQ(c.request("GET", "/readyz").status, 200);
   // One before the outage, one after (plus any 504, which may exist): the durable queue kept
   // the first across the restart.
   const auto queue = topo.queue_for("pix.notification.sent");
-  EXPECT_TRUE(eventually([&] { return testing::queue_message_count(TestRabbit::url(), queue) >= 2u; }, 5s));
-  EXPECT_LE(testing::queue_message_count(TestRabbit::url(), queue).value_or(0), 2u + maybe_stored);
+  EXPECT_TRUE(eventually([&] { return queue_message_count(TestRabbit::url(), queue) >= 2u; }, 5s));
+  EXPECT_LE(queue_message_count(TestRabbit::url(), queue).value_or(0), 2u + maybe_stored);
 }
 
 }  // namespace

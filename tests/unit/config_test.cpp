@@ -51,9 +51,11 @@ TEST(GatewayConfig, EnvironmentIsAFallback) {
 }
 
 TEST(GatewayConfig, BadValuesAreRejectedWithAMessage) {
-  for (auto args : std::vector<std::vector<const char*>>{
-           {"--broker", "mqtt"}, {"--port", "70000"}, {"--publish-timeout-ms", "x"}, {"--kafka-option", "novalue"},
-           {"--no-such-flag"}}) {
+  for (auto args : std::vector<std::vector<const char*>>{{"--broker", "mqtt"},
+                                                         {"--port", "70000"},
+                                                         {"--publish-timeout-ms", "x"},
+                                                         {"--kafka-option", "novalue"},
+                                                         {"--no-such-flag"}}) {
     auto r = parse(args);
     ASSERT_TRUE(std::holds_alternative<ParseExit>(r)) << args[0];
     EXPECT_NE(std::get<ParseExit>(r).code, 0);

@@ -47,18 +47,20 @@ TEST(PublishRequest, SeedRabbitExampleIsAccepted) {
 }
 
 TEST(PublishRequest, EverySeedSimulatorEventIsAccepted) {
-  for (std::string_view body : {
-           R"({"topic":"pix.payment.requested","value":{"transactionId":"tx123","amount":100,"payer":"Alice","receiver":"Bob"}})",
-           R"({"topic":"pix.payment.validated","value":{"transactionId":"tx123","status":"validated"}})",
-           R"({"topic":"pix.payment.settled","value":{"transactionId":"tx123","status":"settled"}})",
-           R"({"topic":"pix.notification.sent","value":{"transactionId":"tx123","status":"notified"}})",
-           R"({"topic":"pix.audit.log","value":{"transactionId":"tx123","action":"completed"}})"}) {
+  for (
+      std::string_view body :
+      {R"({"topic":"pix.payment.requested","value":{"transactionId":"tx123","amount":100,"payer":"Alice","receiver":"Bob"}})",
+       R"({"topic":"pix.payment.validated","value":{"transactionId":"tx123","status":"validated"}})",
+       R"({"topic":"pix.payment.settled","value":{"transactionId":"tx123","status":"settled"}})",
+       R"({"topic":"pix.notification.sent","value":{"transactionId":"tx123","status":"notified"}})",
+       R"({"topic":"pix.audit.log","value":{"transactionId":"tx123","action":"completed"}})"}) {
     EXPECT_TRUE(std::holds_alternative<PublishCommand>(parse_publish_request(kJson, body))) << body;
   }
 }
 
 TEST(PublishRequest, TopicDefaultsToPaymentRequested) {
-  auto r = parse_publish_request(kJson, R"({"value":{"transactionId":"1","amount":"10.50","payer":"a","receiver":"b"}})");
+  auto r =
+      parse_publish_request(kJson, R"({"value":{"transactionId":"1","amount":"10.50","payer":"a","receiver":"b"}})");
   ASSERT_TRUE(std::holds_alternative<PublishCommand>(r));
   EXPECT_EQ(std::get<PublishCommand>(r).topic, domain::Topic::kPaymentRequested);
 }
@@ -109,7 +111,9 @@ struct FieldCase {
 };
 
 // Names the case by its field in test listings, instead of raw bytes.
-void PrintTo(const FieldCase& c, std::ostream* os) { *os << c.field; }
+void PrintTo(const FieldCase& c, std::ostream* os) {
+  *os << c.field;
+}
 
 class InvalidField : public ::testing::TestWithParam<FieldCase> {};
 
@@ -123,8 +127,7 @@ TEST_P(InvalidField, Is422NamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     PublishRequest, InvalidField,
     ::testing::Values(
-        FieldCase{R"([1,2])", "(body)"},
-        FieldCase{R"({"topic":7,"value":{}})", "topic"},
+        FieldCase{R"([1,2])", "(body)"}, FieldCase{R"({"topic":7,"value":{}})", "topic"},
         FieldCase{R"({"topic":"pix.audit.log"})", "value"},
         FieldCase{R"({"topic":"pix.audit.log","value":"x"})", "value"},
         FieldCase{R"({"value":{"amount":1,"payer":"a","receiver":"b"}})", "value.transactionId"},

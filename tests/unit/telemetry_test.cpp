@@ -96,8 +96,8 @@ TEST(Logging, JsonEscapeKeepsLinesValid) {
 TEST(Outbound, KafkaGetsCloudEventsHeadersAndTraceparent) {
   gateway::PublishCommand cmd{domain::Topic::kPaymentRequested, R"({"transactionId":"12345"})", "12345"};
   auto trace = telemetry::TraceContext::child_of(std::nullopt);
-  auto ev = gateway::make_outbound_event(std::move(cmd), gateway::BrokerKind::kKafka, "id-1", "/src", trace,
-                                         1764347060123);
+  auto ev =
+      gateway::make_outbound_event(std::move(cmd), gateway::BrokerKind::kKafka, "id-1", "/src", trace, 1764347060123);
   EXPECT_EQ(ev.key, "12345");
   EXPECT_EQ(ev.topic, "pix.payment.requested");
   auto header = [&](std::string_view name) {

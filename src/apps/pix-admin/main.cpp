@@ -21,14 +21,18 @@ int main(int argc, char** argv) {
   bool skip_kafka = false, skip_rabbit = false;
 
   auto* topology = app.add_subcommand("topology", "create the five topics and the `pix` exchange with its queues");
-  topology->add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")->envname("PIX_KAFKA_BOOTSTRAP")
+  topology->add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")
+      ->envname("PIX_KAFKA_BOOTSTRAP")
       ->capture_default_str();
   topology->add_option("--rabbit-url", rabbit_url, "RabbitMQ URL")->envname("PIX_RABBIT_URL")->capture_default_str();
   topology->add_option("--exchange", exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
-  topology->add_option("--partitions", partitions, "partitions per topic")->envname("PIX_TOPIC_PARTITIONS")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
+  topology->add_option("--partitions", partitions, "partitions per topic")
+      ->envname("PIX_TOPIC_PARTITIONS")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   topology->add_option("--replication-factor", replication, "replicas per partition (-1: min(3, brokers))")
-      ->envname("PIX_TOPIC_REPLICATION")->capture_default_str();
+      ->envname("PIX_TOPIC_REPLICATION")
+      ->capture_default_str();
   topology->add_flag("--skip-kafka", skip_kafka, "leave Kafka alone");
   topology->add_flag("--skip-rabbit", skip_rabbit, "leave RabbitMQ alone");
 

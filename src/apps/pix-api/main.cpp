@@ -1,8 +1,8 @@
 // pix-api: the publishing gateway. Wires config, logging, metrics, a broker publisher and the
 // HTTP server; all behaviour lives in libpix.
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <thread>

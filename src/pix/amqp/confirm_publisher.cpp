@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -21,7 +22,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -95,10 +95,13 @@ std::string describe_close(std::uint16_t code, amqp_bytes_t text) {
   return std::to_string(code) + " " + string_of(text);
 }
 
-std::string millis_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string millis_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
 
 std::uint32_t get_u32(const std::uint8_t* p) noexcept {
-  return (std::uint32_t{p[0]} << 24U) | (std::uint32_t{p[1]} << 16U) | (std::uint32_t{p[2]} << 8U) | std::uint32_t{p[3]};
+  return (std::uint32_t{p[0]} << 24U) | (std::uint32_t{p[1]} << 16U) | (std::uint32_t{p[2]} << 8U) |
+         std::uint32_t{p[3]};
 }
 
 void put_u16(std::uint8_t* p, std::uint16_t v) noexcept {
@@ -254,6 +257,7 @@ class ConfirmPublisher::Impl {
     PublishResult refusal;
     bool accepted = false;
     bool wake = false;
+    const auto accepted_at = Clock::now();
     {
       std::lock_guard lock(mutex_);
       if (draining_) {
@@ -267,7 +271,7 @@ class ConfirmPublisher::Impl {
         refusal.detail = "AMQP publisher has " + std::to_string(options_.max_in_flight) + " events in flight";
       } else {
         wake = queue_.empty();
-        queue_.push_back(detail::Queued{std::move(event), std::move(done), Clock::now()});
+        queue_.push_back(detail::Queued{std::move(event), std::move(done), accepted_at});
         in_flight_.fetch_add(1, std::memory_order_relaxed);
         accepted = true;
       }
@@ -451,16 +455,15 @@ class ConfirmPublisher::Impl {
       if (failed_attempts == 0) {
         spdlog::warn("amqp publisher: cannot connect to {}: {} (retrying in the background)", redacted_url_, error);
       } else {
-        spdlog::debug("amqp publisher: connect attempt {} to {} failed: {}", failed_attempts + 1, redacted_url_,
-                      error);
+        spdlog::debug("amqp publisher: connect attempt {} to {} failed: {}", failed_attempts + 1, redacted_url_, error);
       }
       set_state(false, false, "RabbitMQ unavailable: " + error);
       return false;
     }
-    spdlog::info("amqp publisher: connected to {} (exchange '{}', heartbeat {} s{})", redacted_url_,
-                 options_.exchange, negotiated_heartbeat_.count(),
+    spdlog::info("amqp publisher: connected to {} (exchange '{}', heartbeat {} s{})", redacted_url_, options_.exchange,
+                 negotiated_heartbeat_.count(),
                  failed_attempts > 0 ? ", after " + std::to_string(failed_attempts) + " failed attempts" : "");
-    set_state(true, false, {});
+    set_state(true, blocked_now_, blocked_now_ ? blocked_reason_ : std::string{});
     return true;
   }
 
@@ -518,7 +521,7 @@ class ConfirmPublisher::Impl {
         continue;
       }
       if (status != AMQP_STATUS_OK) return std::string{"read failed: "} + amqp_error_string2(status);
-      if (!dispatch(frame)) return loss_reason_;
+      if (!dispatch(frame)) return std::exchange(loss_reason_, {});
     }
     return {};
   }
@@ -819,8 +822,8 @@ class ConfirmPublisher::Impl {
       case AMQP_CHANNEL_CLOSE_METHOD: {
         const auto* m = static_cast<const amqp_channel_close_t*>(method.decoded);
         const std::string why = m->reply_code == 404
-                                    ? "exchange '" + options_.exchange + "' does not exist: " +
-                                          detail::describe_close(m->reply_code, m->reply_text)
+                                    ? "exchange '" + options_.exchange +
+                                          "' does not exist: " + detail::describe_close(m->reply_code, m->reply_text)
                                     : "probe channel closed: " + detail::describe_close(m->reply_code, m->reply_text);
         // Declares sent after the failing one were discarded by the closing channel: each gets
         // the same answer.
@@ -1087,8 +1090,22 @@ class ConfirmPublisher::Impl {
 
   /// Answers everything that depended on this connection and frees it; the caller reconnects.
   bool on_connection_lost() {
-    const std::string reason = loss_reason_.empty() ? std::string{"connection lost"} : std::move(loss_reason_);
-    loss_reason_.clear();
+    const std::string reason = loss_reason_.empty() ? std::string{"connection lost"} : std::exchange(loss_reason_, {});
+
+    // First refuse new work, so that nothing enters the queue behind this swap, nor while a
+    // polite close below waits for the broker.
+    std::vector<detail::Queued> queued;
+    std::vector<ProbeCallback> probe_requests;
+    {
+      std::lock_guard lock(mutex_);
+      connected_ = false;
+      blocked_ = false;
+      unavailable_reason_ = "RabbitMQ connection lost: " + reason;
+      queued.swap(queue_);
+      probe_requests.swap(probe_requests_);
+    }
+    state_changed_.notify_all();
+
     if (close_politely_) {
       flush_before_close(detail::kCloseFlushWait);
       hand_back_socket();
@@ -1101,18 +1118,6 @@ class ConfirmPublisher::Impl {
     out_.clear();
     in_size_ = 0;
 
-    // From here publish() refuses, so nothing more can enter the queue behind this swap.
-    std::vector<detail::Queued> queued;
-    std::vector<ProbeCallback> probe_requests;
-    {
-      std::lock_guard lock(mutex_);
-      connected_ = false;
-      blocked_ = false;
-      unavailable_reason_ = "RabbitMQ connection lost: " + reason;
-      queued.swap(queue_);
-      probe_requests.swap(probe_requests_);
-    }
-    state_changed_.notify_all();
     const std::size_t unconfirmed = static_cast<std::size_t>(std::count_if(
         unconfirmed_.begin(), unconfirmed_.end(), [](const detail::Unconfirmed& u) { return !u.answered; }));
     spdlog::warn("amqp publisher: lost the connection to {}: {} ({} unconfirmed events timed out, {} unsent failed)",
@@ -1208,13 +1213,21 @@ void ConfirmPublisher::publish(broker::OutboundEvent event, broker::PublishCallb
   impl_->publish(std::move(event), std::move(done));
 }
 
-void ConfirmPublisher::probe(broker::ProbeCallback done) { impl_->probe(std::move(done)); }
+void ConfirmPublisher::probe(broker::ProbeCallback done) {
+  impl_->probe(std::move(done));
+}
 
-std::size_t ConfirmPublisher::drain(std::chrono::milliseconds deadline) { return impl_->drain(deadline); }
+std::size_t ConfirmPublisher::drain(std::chrono::milliseconds deadline) {
+  return impl_->drain(deadline);
+}
 
-std::size_t ConfirmPublisher::in_flight() const noexcept { return impl_->in_flight(); }
+std::size_t ConfirmPublisher::in_flight() const noexcept {
+  return impl_->in_flight();
+}
 
-bool ConfirmPublisher::connected() const noexcept { return impl_->connected(); }
+bool ConfirmPublisher::connected() const noexcept {
+  return impl_->connected();
+}
 
 bool ConfirmPublisher::wait_connected(std::chrono::milliseconds timeout) const {
   return impl_->wait_connected(timeout);

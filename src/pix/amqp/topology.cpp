@@ -33,7 +33,9 @@ amqp_bytes_t bytes_of(std::string_view s) noexcept {
   return b;
 }
 
-std::string string_of(amqp_bytes_t b) { return {static_cast<const char*>(b.bytes), b.len}; }
+std::string string_of(amqp_bytes_t b) {
+  return {static_cast<const char*>(b.bytes), b.len};
+}
 
 amqp_table_entry_t string_entry(std::string_view key, std::string_view value) noexcept {
   amqp_table_entry_t e{};
@@ -117,8 +119,8 @@ class Session {
   bool bind(std::string_view queue, std::string_view exchange, std::string_view key) {
     if (!ok()) return false;
     amqp_queue_bind(conn_, kChannel, bytes_of(queue), bytes_of(exchange), bytes_of(key), amqp_empty_table);
-    return check("queue.bind '" + std::string{queue} + "' to '" + std::string{exchange} + "' by '" +
-                 std::string{key} + "'");
+    return check("queue.bind '" + std::string{queue} + "' to '" + std::string{exchange} + "' by '" + std::string{key} +
+                 "'");
   }
 
   bool delete_exchange(std::string_view name) {

@@ -35,8 +35,8 @@ struct TopologyOptions {
 
 /// @brief The derived names, in one place so that producers, tests and dashboards agree.
 struct TopologyNames {
-  std::string exchange;          ///< durable topic exchange events are published to
-  std::string unrouted;          ///< fanout alternate exchange, and the quorum queue behind it
+  std::string exchange;              ///< durable topic exchange events are published to
+  std::string unrouted;              ///< fanout alternate exchange, and the quorum queue behind it
   std::string dead_letter_exchange;  ///< `<exchange>.dlx`, topic
   std::string dead_letter_queue;     ///< `<exchange>.dead-letter`, bound `#`
   std::vector<std::string> queues;   ///< the per-routing-key queues, in routing_keys order

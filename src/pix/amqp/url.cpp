@@ -44,8 +44,8 @@ std::string percent_encode(std::string_view in) {
   out.reserve(in.size());
   for (const char c : in) {
     const auto u = static_cast<unsigned char>(c);
-    const bool plain = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-                       c == '-' || c == '.' || c == '_' || c == '~';
+    const bool plain = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || c == '-' ||
+                       c == '.' || c == '_' || c == '~';
     if (plain) {
       out.push_back(c);
     } else {

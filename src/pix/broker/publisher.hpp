@@ -24,13 +24,13 @@ std::string_view to_string(PublishStatus s) noexcept;
 
 /// @brief True when the client may retry the same request (with the same event id).
 constexpr bool is_retryable(PublishStatus s) noexcept {
-  return s == PublishStatus::kBrokerUnavailable || s == PublishStatus::kQueueFull ||
-         s == PublishStatus::kTimedOut || s == PublishStatus::kShuttingDown;
+  return s == PublishStatus::kBrokerUnavailable || s == PublishStatus::kQueueFull || s == PublishStatus::kTimedOut ||
+         s == PublishStatus::kShuttingDown;
 }
 
 struct PublishResult {
   PublishStatus status = PublishStatus::kBrokerUnavailable;
-  std::string detail;       ///< human-readable reason when not acked
+  std::string detail;           ///< human-readable reason when not acked
   std::int32_t partition = -1;  ///< Kafka only
   std::int64_t offset = -1;     ///< Kafka only
 };
@@ -43,9 +43,9 @@ struct Header {
 /// @brief One event as it goes on the wire. For AMQP `topic` is the routing key.
 struct OutboundEvent {
   std::string topic;
-  std::string key;       ///< Kafka record key (transactionId); unused by AMQP
-  std::string payload;   ///< the `value` JSON, serialized
-  std::string id;        ///< event id: AMQP message_id, CloudEvents ce_id
+  std::string key;      ///< Kafka record key (transactionId); unused by AMQP
+  std::string payload;  ///< the `value` JSON, serialized
+  std::string id;       ///< event id: AMQP message_id, CloudEvents ce_id
   std::string content_type = "application/json";
   std::int64_t timestamp_ms = 0;  ///< event time, ms since the Unix epoch
   std::vector<Header> headers;    ///< already prefixed (ce_* / cloudEvents_*) plus traceparent

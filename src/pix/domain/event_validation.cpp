@@ -15,7 +15,9 @@ struct Rule {
   Kind kind;
 };
 
-std::string path(std::string_view field) { return "value." + std::string(field); }
+std::string path(std::string_view field) {
+  return "value." + std::string(field);
+}
 
 // An amount is a positive JSON number, or the API Pix string form "123.45".
 bool is_amount_string(std::string_view s) {
@@ -86,11 +88,14 @@ std::optional<FieldError> validate_event(Topic topic, const boost::json::object&
     return std::nullopt;
   };
   switch (topic) {
-    case Topic::kPaymentRequested: return run(kRequested);
+    case Topic::kPaymentRequested:
+      return run(kRequested);
     case Topic::kPaymentValidated:
     case Topic::kPaymentSettled:
-    case Topic::kNotificationSent: return run(kWithStatus);
-    case Topic::kAuditLog: return run(kAudit);
+    case Topic::kNotificationSent:
+      return run(kWithStatus);
+    case Topic::kAuditLog:
+      return run(kAudit);
   }
   return std::nullopt;
 }

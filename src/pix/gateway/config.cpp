@@ -8,8 +8,9 @@ namespace pix::gateway {
 
 std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char* const* argv) {
   GatewayConfig c;
-  CLI::App app{"pix-api: publishes PIX events to Kafka (POST /kafka) or RabbitMQ (POST /rabbit), "
-               "answering 200 only once the broker holds them."};
+  CLI::App app{
+      "pix-api: publishes PIX events to Kafka (POST /kafka) or RabbitMQ (POST /rabbit), "
+      "answering 200 only once the broker holds them."};
   std::string broker = "kafka";
   int port = 0;
   long publish_timeout_ms = c.publish_timeout.count();
@@ -26,39 +27,65 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
   app.add_option("--port", port, "port (default 5000 for kafka, 5001 for rabbit; 0 picks a free one)")
       ->envname("PIX_PORT")
       ->check(CLI::Range(0, 65535));
-  app.add_option("--io-threads", c.io_threads, "HTTP threads")->envname("PIX_IO_THREADS")->check(CLI::Range(1, 64))
+  app.add_option("--io-threads", c.io_threads, "HTTP threads")
+      ->envname("PIX_IO_THREADS")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--max-body-bytes", c.max_body_bytes, "largest accepted body; more is 413")
-      ->envname("PIX_MAX_BODY_BYTES")->check(CLI::Range(64, 16 * 1024 * 1024))->capture_default_str();
+      ->envname("PIX_MAX_BODY_BYTES")
+      ->check(CLI::Range(64, 16 * 1024 * 1024))
+      ->capture_default_str();
   app.add_option("--publish-timeout-ms", publish_timeout_ms, "wait this long for the broker's ack, then 504")
-      ->envname("PIX_PUBLISH_TIMEOUT_MS")->check(CLI::Range(100, 300000))->capture_default_str();
+      ->envname("PIX_PUBLISH_TIMEOUT_MS")
+      ->check(CLI::Range(100, 300000))
+      ->capture_default_str();
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "on SIGTERM, wait this long for in-flight requests")
-      ->envname("PIX_DRAIN_TIMEOUT_MS")->check(CLI::Range(0, 600000))->capture_default_str();
+      ->envname("PIX_DRAIN_TIMEOUT_MS")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
   app.add_option("--idle-timeout-s", idle_timeout_s, "close keep-alive connections idle this long")
-      ->envname("PIX_IDLE_TIMEOUT_S")->check(CLI::Range(1, 3600))->capture_default_str();
+      ->envname("PIX_IDLE_TIMEOUT_S")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_option("--max-in-flight", c.max_in_flight, "events waiting for an ack before 503")
-      ->envname("PIX_MAX_IN_FLIGHT")->check(CLI::Range(1, 1000000))->capture_default_str();
+      ->envname("PIX_MAX_IN_FLIGHT")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--idempotency-window-s", window_s, "how long an Idempotency-Key is remembered")
-      ->envname("PIX_IDEMPOTENCY_WINDOW_S")->check(CLI::Range(1, 7 * 24 * 3600))->capture_default_str();
+      ->envname("PIX_IDEMPOTENCY_WINDOW_S")
+      ->check(CLI::Range(1, 7 * 24 * 3600))
+      ->capture_default_str();
   app.add_option("--idempotency-max-keys", c.idempotency_max_keys, "most keys remembered (oldest dropped first)")
-      ->envname("PIX_IDEMPOTENCY_MAX_KEYS")->check(CLI::Range(1, 100000000))->capture_default_str();
+      ->envname("PIX_IDEMPOTENCY_MAX_KEYS")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
   app.add_option("--retry-after-s", c.retry_after_s, "Retry-After sent with 503")
-      ->envname("PIX_RETRY_AFTER_S")->check(CLI::Range(1, 3600))->capture_default_str();
+      ->envname("PIX_RETRY_AFTER_S")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_option("--source", c.source, "CloudEvents source (default /pix-pubsub/<service>)")->envname("PIX_SOURCE");
   app.add_option("--kafka-bootstrap", c.kafka_bootstrap, "Kafka bootstrap servers")
-      ->envname("PIX_KAFKA_BOOTSTRAP")->capture_default_str();
+      ->envname("PIX_KAFKA_BOOTSTRAP")
+      ->capture_default_str();
   app.add_option("--kafka-linger-ms", c.kafka_linger_ms, "librdkafka linger.ms (batching delay)")
-      ->envname("PIX_KAFKA_LINGER_MS")->check(CLI::Range(0, 1000))->capture_default_str();
+      ->envname("PIX_KAFKA_LINGER_MS")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   app.add_option("--kafka-option", kafka_options, "extra librdkafka property key=value (repeatable; SASL, TLS...)")
-      ->envname("PIX_KAFKA_OPTIONS")->delimiter(',');
+      ->envname("PIX_KAFKA_OPTIONS")
+      ->delimiter(',');
   app.add_option("--rabbit-url", c.rabbit_url, "RabbitMQ URL amqp://user:pass@host:port/vhost")
-      ->envname("PIX_RABBIT_URL")->capture_default_str();
+      ->envname("PIX_RABBIT_URL")
+      ->capture_default_str();
   app.add_option("--exchange", c.exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
-      ->envname("PIX_LOG_LEVEL")->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->envname("PIX_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   app.add_option("--log-format", c.log_format, "json or text")
-      ->envname("PIX_LOG_FORMAT")->check(CLI::IsMember({"json", "text"}))->capture_default_str();
+      ->envname("PIX_LOG_FORMAT")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
   app.add_flag("--access-log", c.access_log, "log one line per request")->envname("PIX_ACCESS_LOG");
 
   try {

@@ -22,7 +22,6 @@ bool is_json_media_type(std::string_view content_type) noexcept;
 
 /// Check the media type, parse, resolve the topic and validate the event's fields.
 /// Never throws on bad input: every rejection is a Problem naming what was wrong.
-std::variant<PublishCommand, http::Problem> parse_publish_request(std::string_view content_type,
-                                                                  std::string_view body);
+std::variant<PublishCommand, http::Problem> parse_publish_request(std::string_view content_type, std::string_view body);
 
 }  // namespace pix::gateway

@@ -1,5 +1,6 @@
 #include "pix/gateway/server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,7 +11,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 
@@ -47,16 +47,39 @@ const std::string kRequestDurationHelp = "HTTP request latency, from the request
 const std::string kPublishTotal = "pix_publish_total";
 const std::string kPublishHelp = "Publish attempts by broker, topic and result";
 
-/// Adapts the callback-style Publisher to a coroutine: resumes on the awaiting coroutine's executor.
+/// Adapts the callback-style Publisher to a coroutine: resumes on the awaiting coroutine's executor
+/// with the broker's verdict, or with kTimedOut when none came by `deadline` (a client must never
+/// hang on a broker that holds its connection open and answers nothing). Exactly one of the two
+/// completes the handler; a verdict arriving after the deadline is dropped.
 template <typename Token>
-auto async_publish(broker::Publisher& publisher, broker::OutboundEvent event, Token&& token) {
+auto async_publish(broker::Publisher& publisher, broker::OutboundEvent event, std::chrono::milliseconds deadline,
+                   Token&& token) {
   return asio::async_initiate<Token, void(broker::PublishResult)>(
-      [&publisher](auto handler, broker::OutboundEvent ev) {
+      [&publisher, deadline](auto handler, broker::OutboundEvent ev) {
         using Handler = decltype(handler);
-        auto shared = std::make_shared<Handler>(std::move(handler));
-        publisher.publish(std::move(ev), [shared](broker::PublishResult r) {
-          auto ex = asio::get_associated_executor(*shared);
-          asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+        struct Wait {
+          Wait(Handler h, asio::any_io_executor ex) : handler(std::move(h)), timer(ex) {}
+          std::atomic<bool> fired{false};
+          Handler handler;
+          asio::steady_timer timer;
+        };
+        auto ex = asio::get_associated_executor(handler);
+        auto wait = std::make_shared<Wait>(std::move(handler), ex);
+        wait->timer.expires_after(deadline);
+        wait->timer.async_wait([wait, deadline](const boost::system::error_code& ec) {
+          if (ec || wait->fired.exchange(true)) return;
+          wait->handler(broker::PublishResult{
+              broker::PublishStatus::kTimedOut,
+              "no broker verdict within " + std::to_string(deadline.count()) + " ms (the event may have been stored)",
+              -1, -1});
+        });
+        publisher.publish(std::move(ev), [wait](broker::PublishResult r) {
+          if (wait->fired.exchange(true)) return;
+          auto hex = asio::get_associated_executor(wait->handler);
+          asio::post(hex, [wait, r = std::move(r)]() mutable {
+            wait->timer.cancel();
+            wait->handler(std::move(r));
+          });
         });
       },
       token, std::move(event));
@@ -86,8 +109,8 @@ Response json_response(const Request& req, bhttp::status status, std::string bod
 }
 
 Response problem_response(const Request& req, const http::Problem& p, std::string_view instance) {
-  Response res = json_response(req, static_cast<bhttp::status>(p.status), http::to_json(p, instance),
-                               "application/problem+json");
+  Response res =
+      json_response(req, static_cast<bhttp::status>(p.status), http::to_json(p, instance), "application/problem+json");
   if (p.retry_after_s > 0) res.set(bhttp::field::retry_after, std::to_string(p.retry_after_s));
   return res;
 }
@@ -141,7 +164,9 @@ std::uint64_t fnv1a(std::string_view a, std::string_view b) {
   return h;
 }
 
-std::string_view result_label(broker::PublishStatus s) { return broker::to_string(s); }
+std::string_view result_label(broker::PublishStatus s) {
+  return broker::to_string(s);
+}
 
 std::int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -169,8 +194,8 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
   metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
   metrics.describe(kRequestDuration, kRequestDurationHelp, "histogram");
   metrics.describe(kPublishTotal, kPublishHelp, "counter");
-  metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged",
-                {{"broker", broker}}, [this] { return static_cast<double>(publisher_.in_flight()); });
+  metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged", {{"broker", broker}},
+                [this] { return static_cast<double>(publisher_.in_flight()); });
   metrics.gauge("pix_http_requests_in_progress", "HTTP requests being handled", {},
                 [this] { return static_cast<double>(active_.load()); });
   metrics.gauge("pix_http_open_connections", "Open HTTP connections", {},
@@ -189,7 +214,9 @@ void Server::listen() {
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }
 
-std::uint16_t Server::port() const { return acceptor_.local_endpoint().port(); }
+std::uint16_t Server::port() const {
+  return acceptor_.local_endpoint().port();
+}
 
 void Server::start() {
   asio::co_spawn(io_, accept_loop(), [](std::exception_ptr e) {
@@ -277,11 +304,11 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
 void Server::record(const std::string& route, const Request& req, const Response& res, double seconds) {
   metrics_
       .counter(kRequestsTotal, kRequestsHelp,
-               {{"route", route}, {"method", req.method_string().empty() ? "-" : std::string(req.method_string())},
+               {{"route", route},
+                {"method", req.method_string().empty() ? "-" : std::string(req.method_string())},
                 {"code", std::to_string(res.result_int())}})
       .inc();
-  metrics_.histogram(kRequestDuration, kRequestDurationHelp, {{"route", route}})
-      .observe(seconds);
+  metrics_.histogram(kRequestDuration, kRequestDurationHelp, {{"route", route}}).observe(seconds);
 }
 
 awaitable<Response> Server::handle(const Request& req) {
@@ -334,8 +361,7 @@ awaitable<Response> Server::handle_ready(const Request& req) {
   o["status"] = ok ? "ready" : "unavailable";
   o["broker"] = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   o["detail"] = detail;
-  co_return json_response(req, ok ? bhttp::status::ok : bhttp::status::service_unavailable,
-                          boost::json::serialize(o));
+  co_return json_response(req, ok ? bhttp::status::ok : bhttp::status::service_unavailable, boost::json::serialize(o));
 }
 
 awaitable<Response> Server::handle_publish(const Request& req) {
@@ -358,7 +384,8 @@ awaitable<Response> Server::handle_publish(const Request& req) {
     }
     const auto lookup = idempotency_.begin(key, fnv1a(domain::topic_name(cmd.topic), cmd.payload));
     switch (lookup.outcome) {
-      case IdempotencyCache::Outcome::kFirst: break;
+      case IdempotencyCache::Outcome::kFirst:
+        break;
       case IdempotencyCache::Outcome::kReplay: {
         replays_->inc();
         Response res = json_response(req, static_cast<bhttp::status>(lookup.response.status), lookup.response.body);
@@ -396,7 +423,10 @@ awaitable<Response> Server::handle_publish(const Request& req) {
 
   auto event = make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, epoch_ms());
   const auto sent = Clock::now();
-  broker::PublishResult result = co_await async_publish(publisher_, std::move(event), use_awaitable);
+  // The publishers enforce the ack timeout themselves; the guard adds a little grace so their own,
+  // more precise verdict normally wins.
+  broker::PublishResult result = co_await async_publish(
+      publisher_, std::move(event), config_.publish_timeout + std::chrono::milliseconds(250), use_awaitable);
   ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
   const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   metrics_

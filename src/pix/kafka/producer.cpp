@@ -55,8 +55,7 @@ PublishResult classify(rd_kafka_resp_err_t err, rd_kafka_msg_status_t status) {
     default:
       break;
   }
-  r.status = status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? PublishStatus::kBrokerUnavailable
-                                                           : PublishStatus::kTimedOut;
+  r.status = status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? PublishStatus::kBrokerUnavailable : PublishStatus::kTimedOut;
   if (r.status == PublishStatus::kTimedOut) r.detail += " (the event may have been stored)";
   return r;
 }
@@ -134,12 +133,10 @@ void KafkaPublisher::publish(broker::OutboundEvent ev, broker::PublishCallback d
   rd_kafka_resp_err_t err;
   {
     std::shared_lock lock(producer_mutex_);
-    err = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(ev.topic.c_str()),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_KEY(ev.key.data(), ev.key.size()),
-                            RD_KAFKA_V_VALUE(ev.payload.data(), ev.payload.size()),
-                            RD_KAFKA_V_TIMESTAMP(ev.timestamp_ms), RD_KAFKA_V_HEADERS(headers),
-                            RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
+    err = rd_kafka_producev(
+        producer_, RD_KAFKA_V_TOPIC(ev.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(ev.key.data(), ev.key.size()), RD_KAFKA_V_VALUE(ev.payload.data(), ev.payload.size()),
+        RD_KAFKA_V_TIMESTAMP(ev.timestamp_ms), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
   }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(headers);  // ownership passes to librdkafka only on success
@@ -166,11 +163,11 @@ void KafkaPublisher::on_delivery(rd_kafka_t* rk, const void* message) {
     rd_kafka_headers_t* copy = nullptr;
     if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) copy = rd_kafka_headers_copy(hdrs);
     std::shared_lock lock(producer_mutex_);
-    const auto err = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(msg->rkt)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
-        RD_KAFKA_V_TIMESTAMP(rd_kafka_message_timestamp(msg, nullptr)), RD_KAFKA_V_HEADERS(copy),
-        RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
+    const auto err = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(msg->rkt)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(msg->key, msg->key_len),
+                                       RD_KAFKA_V_VALUE(msg->payload, msg->len),
+                                       RD_KAFKA_V_TIMESTAMP(rd_kafka_message_timestamp(msg, nullptr)),
+                                       RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     if (copy != nullptr) rd_kafka_headers_destroy(copy);
   }
@@ -241,9 +238,8 @@ void KafkaPublisher::control_loop() {
   bool first = true;  // check at once on start-up rather than a second later
   while (!stopping_.load()) {
     if (!first) {
-      control_cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-        return stopping_.load() || !probes_.empty() || fatal_.load();
-      });
+      control_cv_.wait_for(lock, std::chrono::seconds(1),
+                           [this] { return stopping_.load() || !probes_.empty() || fatal_.load(); });
     }
     first = false;
     if (stopping_.load()) break;

@@ -57,7 +57,7 @@ std::string random_hex(std::size_t n_bytes) {
 
 std::string uuid_v4() {
   std::string h = random_hex(16);
-  h[12] = '4';                                             // version
+  h[12] = '4';                                           // version
   h[16] = kHex[8 + (static_cast<unsigned>(h[16]) & 3)];  // variant 10xx
   return h.substr(0, 8) + '-' + h.substr(8, 4) + '-' + h.substr(12, 4) + '-' + h.substr(16, 4) + '-' + h.substr(20);
 }

@@ -9,7 +9,7 @@
 
 #include "pix/util/random_id.hpp"
 
-namespace pix::testing {
+namespace pix::test {
 
 namespace {
 
@@ -92,10 +92,11 @@ amqp::AmqpUrl TestRabbit::url() {
   return *parsed.url;
 }
 
-std::string TestRabbit::unique_name(std::string_view prefix) { return std::string{prefix} + util::random_hex(6); }
+std::string TestRabbit::unique_name(std::string_view prefix) {
+  return std::string{prefix} + util::random_hex(6);
+}
 
-AmqpTestConsumer::AmqpTestConsumer(const amqp::AmqpUrl& url, std::string_view exchange,
-                                   std::string_view binding_key) {
+AmqpTestConsumer::AmqpTestConsumer(const amqp::AmqpUrl& url, std::string_view exchange, std::string_view binding_key) {
   amqp::detail::OpenedConnection opened = amqp::detail::open_connection(url, kTimeout, 0, "pix-pubsub test consumer");
   if (opened.conn == nullptr) {
     error_ = std::move(opened.error);
@@ -118,7 +119,9 @@ AmqpTestConsumer::AmqpTestConsumer(const amqp::AmqpUrl& url, std::string_view ex
   error_ = check_rpc(conn_, "basic.consume");
 }
 
-AmqpTestConsumer::~AmqpTestConsumer() { amqp::detail::close_connection(conn_); }
+AmqpTestConsumer::~AmqpTestConsumer() {
+  amqp::detail::close_connection(conn_);
+}
 
 std::vector<ReceivedMessage> AmqpTestConsumer::receive(std::size_t n, std::chrono::milliseconds timeout) {
   std::vector<ReceivedMessage> received;
@@ -154,8 +157,7 @@ amqp::AmqpOpResult declare_plain_exchange(const amqp::AmqpUrl& url, std::string_
   return {check_rpc(admin.conn, "exchange.declare")};
 }
 
-std::optional<std::uint32_t> queue_message_count(const amqp::AmqpUrl& url, std::string_view queue,
-                                                 std::string* error) {
+std::optional<std::uint32_t> queue_message_count(const amqp::AmqpUrl& url, std::string_view queue, std::string* error) {
   AdminConnection admin(url);
   std::string why = admin.error;
   if (why.empty()) {
@@ -168,4 +170,4 @@ std::optional<std::uint32_t> queue_message_count(const amqp::AmqpUrl& url, std::
   return std::nullopt;
 }
 
-}  // namespace pix::testing
+}  // namespace pix::test

@@ -13,7 +13,7 @@
 #include "pix/amqp/topology.hpp"
 #include "pix/amqp/url.hpp"
 
-namespace pix::testing {
+namespace pix::test {
 
 /// @brief The RabbitMQ the integration tests run against.
 struct TestRabbit {
@@ -68,4 +68,4 @@ amqp::AmqpOpResult declare_plain_exchange(const amqp::AmqpUrl& url, std::string_
 std::optional<std::uint32_t> queue_message_count(const amqp::AmqpUrl& url, std::string_view queue,
                                                  std::string* error = nullptr);
 
-}  // namespace pix::testing
+}  // namespace pix::test

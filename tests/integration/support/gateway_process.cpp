@@ -77,7 +77,9 @@ std::string GatewayProcess::logs() {
   return logs_;
 }
 
-void GatewayProcess::signal(int sig) const { ::kill(pid_, sig); }
+void GatewayProcess::signal(int sig) const {
+  ::kill(pid_, sig);
+}
 
 int GatewayProcess::wait_exit(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

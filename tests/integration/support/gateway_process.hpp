@@ -38,7 +38,8 @@ class GatewayProcess {
 
 /// Poll `pred` until true or `timeout`; returns the last value.
 template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout, std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
+bool eventually(Pred pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (pred()) return true;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <thread>
 
 namespace pix::test {
 
@@ -71,6 +72,16 @@ Reply HttpClient::post_json(const std::string& target, const std::string& body,
                             std::map<std::string, std::string> extra_headers) {
   extra_headers.emplace("Content-Type", "application/json");
   return request("POST", target, body, extra_headers);
+}
+
+Reply post_until_status(HttpClient& client, const std::string& target, const std::string& body, int status,
+                        std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    Reply r = client.post_json(target, body);
+    if (r.status == status || std::chrono::steady_clock::now() >= deadline) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
 }
 
 }  // namespace pix::test

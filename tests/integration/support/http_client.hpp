@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,5 +38,10 @@ class HttpClient {
   boost::asio::io_context io_;
   std::optional<boost::beast::tcp_stream> stream_;
 };
+
+/// POSTs `body` to `target` until it answers `status` (e.g. a broker coming back) or `timeout`;
+/// returns the last reply, whatever it was.
+Reply post_until_status(HttpClient& client, const std::string& target, const std::string& body, int status,
+                        std::chrono::milliseconds timeout);
 
 }  // namespace pix::test
