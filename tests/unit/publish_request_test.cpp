@@ -71,6 +71,16 @@ TEST(PublishRequest, NumericTransactionIdBecomesItsText) {
   EXPECT_EQ(std::get<PublishCommand>(r).transaction_id, "42");
 }
 
+TEST(PublishRequest, AmountsTheRulesJudgePassTheGateway) {
+  // Zero, negative and over-precise amounts are well-formed: the anti-fraud stage rejects them
+  // with a reason code (AM01, ED05) instead of the gateway refusing them.
+  for (std::string_view amount : {"0", "-5", "\"0.00\"", "10.505"}) {
+    const std::string body = std::string(R"({"value":{"transactionId":"1","amount":)") + std::string(amount) +
+                             R"(,"payer":"a","receiver":"b"}})";
+    EXPECT_TRUE(std::holds_alternative<PublishCommand>(parse_publish_request(kJson, body))) << body;
+  }
+}
+
 TEST(PublishRequest, MediaTypes) {
   EXPECT_TRUE(is_json_media_type("application/json"));
   EXPECT_TRUE(is_json_media_type("application/json; charset=utf-8"));
@@ -135,9 +145,6 @@ INSTANTIATE_TEST_SUITE_P(
         FieldCase{R"({"value":{"transactionId":true,"amount":1,"payer":"a","receiver":"b"}})", "value.transactionId"},
         FieldCase{R"({"value":{"transactionId":"1","payer":"a","receiver":"b"}})", "value.amount"},
         FieldCase{R"({"value":{"transactionId":"1","amount":"abc","payer":"a","receiver":"b"}})", "value.amount"},
-        FieldCase{R"({"value":{"transactionId":"1","amount":-5,"payer":"a","receiver":"b"}})", "value.amount"},
-        FieldCase{R"({"value":{"transactionId":"1","amount":0,"payer":"a","receiver":"b"}})", "value.amount"},
-        FieldCase{R"({"value":{"transactionId":"1","amount":"0.00","payer":"a","receiver":"b"}})", "value.amount"},
         FieldCase{R"({"value":{"transactionId":"1","amount":"1.5","payer":"a","receiver":"b"}})", "value.amount"},
         FieldCase{R"({"value":{"transactionId":"1","amount":1,"receiver":"b"}})", "value.payer"},
         FieldCase{R"({"value":{"transactionId":"1","amount":1,"payer":3,"receiver":"b"}})", "value.payer"},

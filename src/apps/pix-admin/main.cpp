@@ -8,6 +8,7 @@
 #include "pix/amqp/url.hpp"
 #include "pix/domain/topics.hpp"
 #include "pix/kafka/admin.hpp"
+#include "pix/saga/handlers.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"pix-admin: declares the PIX topology on Kafka and RabbitMQ (safe to run again)"};
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
   topology->add_option("--replication-factor", replication, "replicas per partition (-1: min(3, brokers))")
       ->envname("PIX_TOPIC_REPLICATION")
       ->capture_default_str();
+  std::string topic_prefix;
+  topology->add_option("--topic-prefix", topic_prefix, "prefix of the Kafka topics (e.g. staging.)")
+      ->envname("PIX_TOPIC_PREFIX");
   topology->add_flag("--skip-kafka", skip_kafka, "leave Kafka alone");
   topology->add_flag("--skip-rabbit", skip_rabbit, "leave RabbitMQ alone");
 
@@ -40,10 +44,12 @@ int main(int argc, char** argv) {
 
   int failures = 0;
   if (!skip_kafka) {
+    std::vector<std::string> names(pix::domain::kTopicNames.begin(), pix::domain::kTopicNames.end());
+    names.emplace_back(pix::saga::kDeadLetterTopic);  // poison records from the saga stages
     std::vector<pix::kafka::TopicSpec> specs;
-    for (auto name : pix::domain::kTopicNames) {
+    for (const auto& name : names) {
       pix::kafka::TopicSpec s;
-      s.name = std::string(name);
+      s.name = topic_prefix + name;
       s.partitions = partitions;
       s.replication_factor = replication;
       specs.push_back(std::move(s));

@@ -1,14 +1,15 @@
 #include "pix/domain/event_validation.hpp"
 
+#include "pix/domain/amount.hpp"
+
 #include <boost/json/value.hpp>
 
-#include <cmath>
 #include <string_view>
 
 namespace pix::domain {
 namespace {
 
-enum class Kind { kNonEmptyString, kIdentifier, kPositiveAmount };
+enum class Kind { kNonEmptyString, kIdentifier, kAmount };
 
 struct Rule {
   std::string_view field;
@@ -17,21 +18,6 @@ struct Rule {
 
 std::string path(std::string_view field) {
   return "value." + std::string(field);
-}
-
-// An amount is a positive JSON number, or the API Pix string form "123.45".
-bool is_amount_string(std::string_view s) {
-  const auto dot = s.find('.');
-  const std::string_view whole = s.substr(0, dot);
-  if (whole.empty() || whole.size() > 10) return false;
-  for (char c : whole) {
-    if (c < '0' || c > '9') return false;
-  }
-  if (dot != std::string_view::npos) {
-    const std::string_view frac = s.substr(dot + 1);
-    if (frac.size() != 2 || frac[0] < '0' || frac[0] > '9' || frac[1] < '0' || frac[1] > '9') return false;
-  }
-  return s.find_first_not_of("0.") != std::string_view::npos;
 }
 
 std::optional<FieldError> check(const boost::json::object& value, const Rule& rule) {
@@ -49,30 +35,26 @@ std::optional<FieldError> check(const boost::json::object& value, const Rule& ru
       if (v->get_string().empty()) return FieldError{path(rule.field), "must not be empty"};
       if (v->get_string().size() > 256) return FieldError{path(rule.field), "must be at most 256 characters"};
       return std::nullopt;
-    case Kind::kPositiveAmount:
-      if (v->is_int64()) {
-        return v->get_int64() > 0 ? std::nullopt
-                                  : std::optional<FieldError>{FieldError{path(rule.field), "must be positive"}};
+    case Kind::kAmount: {
+      // Only the shape is checked here. Whether the amount is acceptable (positive, at most two
+      // decimals) is the anti-fraud stage's call, so that such a payment is rejected with an SPI
+      // reason code (AM01, ED05) for everyone to see rather than refused at the door.
+      const auto parsed = parse_amount(*v);
+      switch (parsed.reason) {
+        case AmountError::kNone:
+        case AmountError::kNegative:
+        case AmountError::kTooManyDecimals:
+          return std::nullopt;
+        default:
+          return FieldError{path(rule.field), "must be an amount such as 100, 10.50 or \"100.00\""};
       }
-      if (v->is_uint64()) return std::nullopt;
-      if (v->is_double()) {
-        const double d = v->get_double();
-        return std::isfinite(d) && d > 0 ? std::nullopt
-                                         : std::optional<FieldError>{FieldError{path(rule.field), "must be positive"}};
-      }
-      if (v->is_string()) {
-        return is_amount_string(v->get_string())
-                   ? std::nullopt
-                   : std::optional<FieldError>{
-                         FieldError{path(rule.field), "must be a positive amount such as 100 or \"100.00\""}};
-      }
-      return FieldError{path(rule.field), "must be a number"};
+    }
   }
   return std::nullopt;
 }
 
 constexpr Rule kRequested[] = {{"transactionId", Kind::kIdentifier},
-                               {"amount", Kind::kPositiveAmount},
+                               {"amount", Kind::kAmount},
                                {"payer", Kind::kNonEmptyString},
                                {"receiver", Kind::kNonEmptyString}};
 constexpr Rule kWithStatus[] = {{"transactionId", Kind::kIdentifier}, {"status", Kind::kNonEmptyString}};

@@ -71,6 +71,8 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
       ->envname("PIX_KAFKA_LINGER_MS")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  app.add_option("--topic-prefix", c.topic_prefix, "prefix of the Kafka topics written (e.g. staging.)")
+      ->envname("PIX_TOPIC_PREFIX");
   app.add_option("--kafka-option", kafka_options, "extra librdkafka property key=value (repeatable; SASL, TLS...)")
       ->envname("PIX_KAFKA_OPTIONS")
       ->delimiter(',');

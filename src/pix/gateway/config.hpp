@@ -30,6 +30,7 @@ struct GatewayConfig {
   // Kafka
   std::string kafka_bootstrap = "127.0.0.1:9092";
   int kafka_linger_ms = 5;
+  std::string topic_prefix;  ///< prepended to the Kafka topic written (environments sharing a cluster)
   std::map<std::string, std::string> kafka_options;  ///< --kafka-option key=value, repeatable
   // RabbitMQ
   std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/";

@@ -168,11 +168,6 @@ std::string_view result_label(broker::PublishStatus s) {
   return broker::to_string(s);
 }
 
-std::int64_t epoch_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
@@ -421,7 +416,9 @@ awaitable<Response> Server::handle_publish(const Request& req) {
   const auto trace = telemetry::TraceContext::child_of(parent);
   std::string transaction_id = cmd.transaction_id;
 
-  auto event = make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, epoch_ms());
+  auto event =
+      make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, broker::now_epoch_ms());
+  if (config_.broker == BrokerKind::kKafka) event.topic.insert(0, config_.topic_prefix);
   const auto sent = Clock::now();
   // The publishers enforce the ack timeout themselves; the guard adds a little grace so their own,
   // more precise verdict normally wins.
@@ -442,6 +439,7 @@ awaitable<Response> Server::handle_publish(const Request& req) {
     o["eventId"] = event_id;
     o["transactionId"] = transaction_id;
     if (config_.broker == BrokerKind::kKafka) {
+      if (!config_.topic_prefix.empty()) o["kafkaTopic"] = config_.topic_prefix + topic;
       o["partition"] = result.partition;
       o["offset"] = result.offset;
     } else {

@@ -1,0 +1,84 @@
+#pragma once
+/// @file A Kafka consumer for at-least-once stages: no auto-commit; offsets are committed only
+/// for records whose effects are durable.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace pix::kafka {
+
+/// @brief One consumed record, copied out of librdkafka.
+struct ConsumedRecord {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+  std::int64_t timestamp_ms = 0;
+
+  /// The header's value, or "" when absent.
+  const std::string& header(const std::string& name) const;
+};
+
+struct ConsumerOptions {
+  std::string bootstrap_servers = "127.0.0.1:9092";
+  std::string group_id;
+  std::vector<std::string> topics;
+  std::string client_id = "pix-consumer";
+  std::string auto_offset_reset = "earliest";
+  /// librdkafka statistics interval; 0 disables lag reporting.
+  int statistics_interval_ms = 5000;
+  std::map<std::string, std::string> extra;
+};
+
+/// @brief Consumer-group member with manual offset commits. Not thread-safe: one thread polls.
+///
+/// poll() returns records; the caller calls mark_done() once a record's effect is durable, and
+/// commit() stores, per partition, the offset after the highest record whose predecessors are
+/// all done (so an out-of-order completion never commits past an unfinished record).
+class KafkaConsumer {
+ public:
+  explicit KafkaConsumer(ConsumerOptions options);
+  /// Commits what is done and leaves the group: may block for a few seconds.
+  ~KafkaConsumer();
+  KafkaConsumer(const KafkaConsumer&) = delete;
+  KafkaConsumer& operator=(const KafkaConsumer&) = delete;
+
+  /// Next record, or nullopt after `timeout` (or on a transient error, which is logged).
+  std::optional<ConsumedRecord> poll(std::chrono::milliseconds timeout);
+  /// The record's effects are durable: its offset may be committed.
+  void mark_done(const std::string& topic, std::int32_t partition, std::int64_t offset);
+  /// Commit every done prefix (asynchronously unless `sync`).
+  void commit(bool sync = false);
+  /// Sum of the consumer lag over assigned partitions from the last statistics (-1 if unknown).
+  std::int64_t lag() const noexcept { return lag_.load(std::memory_order_relaxed); }
+  /// True while the group has given this member at least one partition or the subscription is
+  /// active and the broker reachable.
+  bool assigned() const noexcept { return assigned_.load(std::memory_order_relaxed); }
+
+  // librdkafka callbacks; public only for the C trampolines.
+  void on_rebalance(int err, void* partitions);
+  void on_stats(const char* json, std::size_t len);
+
+ private:
+  struct PartitionProgress {
+    std::int64_t next_to_commit = -1;   // first offset not yet committed (-1: unknown)
+    std::map<std::int64_t, bool> seen;  // offset -> done, for records polled and not yet committed
+  };
+
+  ConsumerOptions options_;
+  rd_kafka_t* rk_ = nullptr;
+  std::map<std::pair<std::string, std::int32_t>, PartitionProgress> progress_;
+  std::atomic<std::int64_t> lag_{-1};  // read by the metrics thread
+  std::atomic<bool> assigned_{false};
+};
+
+}  // namespace pix::kafka

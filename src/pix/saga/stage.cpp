@@ -1,0 +1,219 @@
+#include "pix/saga/stage.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace pix::saga {
+
+using Clock = std::chrono::steady_clock;
+
+broker::OutboundEvent dead_letter_event(const kafka::ConsumedRecord& record, const std::string& stage,
+                                        const std::string& reason, const std::string& topic) {
+  broker::OutboundEvent ev;
+  ev.topic = topic;
+  ev.key = record.key;
+  ev.payload = record.value;
+  ev.id = record.header("ce_id").empty()
+              ? record.topic + "/" + std::to_string(record.partition) + "@" + std::to_string(record.offset)
+              : record.header("ce_id");
+  ev.timestamp_ms = record.timestamp_ms;
+  for (const auto& [k, v] : record.headers) ev.headers.push_back({k, v});
+  ev.headers.push_back({"pix_dlq_reason", reason});
+  ev.headers.push_back({"pix_dlq_stage", stage});
+  ev.headers.push_back(
+      {"pix_dlq_source", record.topic + "/" + std::to_string(record.partition) + "@" + std::to_string(record.offset)});
+  return ev;
+}
+
+struct KafkaStage::Impl {
+  struct PendingRecord {
+    std::string topic;
+    std::int32_t partition;
+    std::int64_t offset;
+    std::vector<Output> outputs;
+    std::size_t outstanding;
+    Clock::time_point started;
+  };
+  struct Completion {
+    std::uint64_t record;
+    std::size_t output;
+    broker::PublishResult result;
+  };
+  struct Retry {
+    Clock::time_point due;
+    std::uint64_t record;
+    std::size_t output;
+    int attempt;
+  };
+
+  StageOptions options;
+  Handler handler;
+  broker::Publisher& kafka;
+  broker::Publisher* rabbit;
+  std::unique_ptr<kafka::KafkaConsumer> consumer;
+
+  std::uint64_t next_id = 1;
+  std::map<std::uint64_t, PendingRecord> pending;
+  std::map<std::pair<std::uint64_t, std::size_t>, int> attempts;
+  std::deque<Retry> retries;
+
+  std::mutex completions_mutex;
+  std::vector<Completion> completions;
+
+  std::atomic<bool> stuck{false};
+  std::atomic<std::size_t> in_flight{0};
+
+  telemetry::Counter* dead_lettered;
+  telemetry::Counter* retried;
+  telemetry::Histogram* processing;
+  telemetry::Registry& metrics;
+
+  Impl(StageOptions o, Handler h, broker::Publisher& k, broker::Publisher* r, telemetry::Registry& m)
+      : options(std::move(o)), handler(std::move(h)), kafka(k), rabbit(r), metrics(m) {
+    const telemetry::Labels stage{{"stage", options.name}};
+    dead_lettered = &m.counter("pix_stage_dead_lettered_total", "Records sent to the dead-letter topic", stage);
+    retried = &m.counter("pix_stage_retries_total", "Outputs re-sent after a retryable failure", stage);
+    processing = &m.histogram("pix_stage_processing_seconds",
+                              "Time from consuming a record to all its outputs acknowledged", stage);
+    m.describe("pix_stage_consumed_total", "Records consumed, by stage and topic", "counter");
+    m.describe("pix_stage_produced_total", "Outputs acknowledged by the broker, by stage and topic", "counter");
+  }
+
+  broker::Publisher& sink(Sink s) { return s == Sink::kRabbit && rabbit ? *rabbit : kafka; }
+
+  void send(std::uint64_t id, std::size_t index) {
+    auto& rec = pending.at(id);
+    broker::OutboundEvent copy = rec.outputs[index].event;  // kept for a possible retry
+    sink(rec.outputs[index].sink).publish(std::move(copy), [this, id, index](broker::PublishResult r) {
+      std::lock_guard lock(completions_mutex);
+      completions.push_back({id, index, std::move(r)});
+    });
+  }
+
+  void accept(kafka::ConsumedRecord&& record) {
+    metrics.counter("pix_stage_consumed_total", "", {{"stage", options.name}, {"topic", record.topic}}).inc();
+    // Handlers report bad input as poison; an exception (storage failure) ends the stage, and
+    // the record is consumed again after the restart.
+    HandlerResult result = handler(record);
+    if (!result.poison_reason.empty()) {
+      spdlog::warn("{}: dead-lettering {}/{}@{}: {}", options.name, record.topic, record.partition, record.offset,
+                   result.poison_reason);
+      dead_lettered->inc();
+      result.outputs.clear();
+      result.outputs.push_back(
+          {Sink::kKafka, dead_letter_event(record, options.name, result.poison_reason, options.dead_letter_topic)});
+    }
+    const std::uint64_t id = next_id++;
+    const std::size_t n = result.outputs.size();
+    pending.emplace(
+        id, PendingRecord{record.topic, record.partition, record.offset, std::move(result.outputs), n, Clock::now()});
+    if (n == 0) {
+      finish(id);
+      return;
+    }
+    for (std::size_t i = 0; i < n; ++i) send(id, i);
+  }
+
+  void finish(std::uint64_t id) {
+    auto it = pending.find(id);
+    processing->observe(std::chrono::duration<double>(Clock::now() - it->second.started).count());
+    consumer->mark_done(it->second.topic, it->second.partition, it->second.offset);
+    pending.erase(it);
+  }
+
+  void handle_completions() {
+    std::vector<Completion> batch;
+    {
+      std::lock_guard lock(completions_mutex);
+      batch.swap(completions);
+    }
+    for (auto& c : batch) {
+      auto it = pending.find(c.record);
+      if (it == pending.end()) continue;
+      const auto& out = it->second.outputs[c.output];
+      if (c.result.status == broker::PublishStatus::kAcked) {
+        metrics.counter("pix_stage_produced_total", "", {{"stage", options.name}, {"topic", out.event.topic}}).inc();
+        attempts.erase({c.record, c.output});
+        if (--it->second.outstanding == 0) finish(c.record);
+        continue;
+      }
+      // Not acknowledged: send again (same event id, so consumers de-duplicate) after a backoff.
+      int& attempt = attempts[{c.record, c.output}];
+      ++attempt;
+      const auto backoff = std::min(options.retry_backoff * (1 << std::min(attempt - 1, 8)), options.retry_backoff_max);
+      if (attempt == 1 || attempt % 10 == 0) {
+        spdlog::warn("{}: output {} to {} not acknowledged ({}: {}); retry {} in {} ms", options.name, out.event.id,
+                     out.event.topic, broker::to_string(c.result.status), c.result.detail, attempt, backoff.count());
+      }
+      stuck = attempt >= 5;
+      retried->inc();
+      retries.push_back({Clock::now() + backoff, c.record, c.output, attempt});
+    }
+    const auto now = Clock::now();
+    for (std::size_t i = retries.size(); i > 0; --i) {
+      Retry r = retries.front();
+      retries.pop_front();
+      if (r.due <= now) {
+        send(r.record, r.output);
+      } else {
+        retries.push_back(r);
+      }
+    }
+    if (retries.empty()) stuck = false;
+  }
+};
+
+KafkaStage::KafkaStage(StageOptions options, Handler handler, broker::Publisher& kafka, broker::Publisher* rabbit,
+                       telemetry::Registry& metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), kafka, rabbit, metrics)) {
+  if (impl_->options.consumer.group_id.empty()) impl_->options.consumer.group_id = impl_->options.name;
+  impl_->options.consumer.client_id = impl_->options.name;
+  impl_->consumer = std::make_unique<kafka::KafkaConsumer>(impl_->options.consumer);
+  auto* consumer = impl_->consumer.get();
+  metrics.gauge("pix_stage_consumer_lag", "Messages behind the end of the assigned partitions (librdkafka statistics)",
+                {{"stage", impl_->options.name}}, [consumer] { return static_cast<double>(consumer->lag()); });
+  auto* impl = impl_.get();
+  metrics.gauge("pix_stage_in_flight", "Records consumed whose outputs are not all acknowledged yet",
+                {{"stage", impl_->options.name}}, [impl] { return static_cast<double>(impl->in_flight.load()); });
+}
+
+KafkaStage::~KafkaStage() = default;
+
+bool KafkaStage::healthy() const noexcept {
+  return impl_->consumer->assigned() && !impl_->stuck.load();
+}
+
+void KafkaStage::run(const std::atomic<bool>& stop) {
+  auto& s = *impl_;
+  auto last_commit = Clock::now();
+  while (!stop.load()) {
+    if (s.pending.size() < s.options.max_records_in_flight) {
+      if (auto rec = s.consumer->poll(std::chrono::milliseconds(50))) s.accept(std::move(*rec));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    s.handle_completions();
+    s.in_flight = s.pending.size();
+    if (Clock::now() - last_commit >= s.options.commit_interval) {
+      s.consumer->commit();
+      last_commit = Clock::now();
+    }
+  }
+  // Finish what was started: outputs in flight get their verdicts (retries included), bounded.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!s.pending.empty() && Clock::now() < deadline) {
+    s.handle_completions();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!s.pending.empty()) {
+    spdlog::warn("{}: stopping with {} records unfinished; they will be consumed again", s.options.name,
+                 s.pending.size());
+  }
+  s.consumer->commit(true);
+}
+
+}  // namespace pix::saga

@@ -1,0 +1,336 @@
+#include "pix/saga/stage_app.hpp"
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "pix/amqp/confirm_publisher.hpp"
+#include "pix/amqp/consumer.hpp"
+#include "pix/domain/amount.hpp"
+#include "pix/domain/topics.hpp"
+#include "pix/http/admin_server.hpp"
+#include "pix/kafka/producer.hpp"
+#include "pix/saga/handlers.hpp"
+#include "pix/telemetry/logging.hpp"
+
+namespace pix::saga {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+struct StageConfig {
+  std::string name;
+  std::string kafka_bootstrap = "127.0.0.1:9092";
+  std::string topic_prefix;
+  std::string group;
+  std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/";
+  std::string exchange = "pix";
+  std::string notification_queue = "pix.notification.sent";
+  std::string admin_listen = "127.0.0.1";
+  int admin_port = 0;
+  std::string db;
+  std::string rules;
+  std::vector<std::string> fund;
+  int population = 0;
+  std::string population_balance = "50000.00";
+  std::string log_level = "info";
+  std::string log_format = "json";
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("cannot read " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::int64_t cents_of(const std::string& text, const std::string& what) {
+  auto parsed = domain::parse_amount_text(text);
+  if (!parsed.cents) throw std::invalid_argument(what + ": " + parsed.error);
+  return *parsed.cents;
+}
+
+/// `--fund` entries (`name=amount`) and the simulator's population (`pix-0001`...).
+std::vector<std::pair<std::string, std::int64_t>> funding_of(const StageConfig& c) {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  for (const auto& kv : c.fund) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--fund expects name=amount, got " + kv);
+    out.emplace_back(kv.substr(0, eq), cents_of(kv.substr(eq + 1), "--fund " + kv));
+  }
+  const auto each = cents_of(c.population_balance, "--population-balance");
+  for (int i = 1; i <= c.population; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "pix-%04d", i);
+    out.emplace_back(name, each);
+  }
+  return out;
+}
+
+std::string topic(const StageConfig& c, domain::Topic t) {
+  return c.topic_prefix + std::string(domain::topic_name(t));
+}
+
+/// Gives handlers' outputs the configured topic prefix (they name the canonical topics).
+Handler with_prefix(const std::string& prefix, Handler inner) {
+  if (prefix.empty()) return inner;
+  return [prefix, inner = std::move(inner)](const kafka::ConsumedRecord& r) {
+    HandlerResult result = inner(r);
+    for (auto& o : result.outputs) {
+      if (o.sink == Sink::kKafka) o.event.topic = prefix + o.event.topic;
+    }
+    return result;
+  };
+}
+
+std::string fnv_hex(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : s) {
+    h ^= ch;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+/// The auditor's second input: notifications on RabbitMQ. Each delivery is appended, its audit
+/// event published, and only then acked; a failed publish requeues it (the store de-duplicates).
+void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor& auditor, broker::Publisher& out,
+                         telemetry::Registry& metrics) {
+  amqp::ConsumerOptions o;
+  o.url = url;
+  o.queue = c.notification_queue;
+  o.connection_name = c.name + " (notifications)";
+  amqp::AmqpConsumer consumer(o);
+  auto& consumed =
+      metrics.counter("pix_stage_consumed_total", "", {{"stage", c.name}, {"topic", "amqp:" + c.notification_queue}});
+  std::mutex mu;
+  std::vector<std::pair<amqp::Delivery, bool>> verdicts;
+  std::size_t in_flight = 0;
+  while (!g_stop.load() || in_flight > 0) {
+    std::vector<std::pair<amqp::Delivery, bool>> ready;
+    {
+      std::lock_guard lock(mu);
+      ready.swap(verdicts);
+    }
+    for (auto& [d, ok] : ready) {
+      --in_flight;
+      if (ok) {
+        consumer.ack(d);
+      } else {
+        consumer.reject(d, true);
+      }
+    }
+    if (g_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    auto d = consumer.next(std::chrono::milliseconds(100));
+    if (!d) continue;
+    consumed.inc();
+    // A message without an id gets one from its content, so a redelivery maps to the same entry.
+    const std::string id = d->message_id.empty() ? "amqp:" + d->routing_key + ":" + fnv_hex(d->body) : d->message_id;
+    auto ev = auditor.audit(id, "amqp:" + d->routing_key, d->body, d->header("traceparent"));
+    ev.topic = c.topic_prefix + ev.topic;
+    ++in_flight;
+    out.publish(std::move(ev), [&mu, &verdicts, delivery = *d](broker::PublishResult r) {
+      std::lock_guard lock(mu);
+      verdicts.emplace_back(delivery, r.status == broker::PublishStatus::kAcked);
+    });
+  }
+}
+
+}  // namespace
+
+int run_stage_app(StageKind kind, int argc, char** argv) {
+  StageConfig c;
+  int default_port = 0;
+  switch (kind) {
+    case StageKind::kAntifraud:
+      c.name = "antifraud";
+      default_port = 9101;
+      break;
+    case StageKind::kSettlement:
+      c.name = "settlement";
+      default_port = 9102;
+      c.db = "ledger.db";
+      break;
+    case StageKind::kNotifier:
+      c.name = "notifier";
+      default_port = 9103;
+      break;
+    case StageKind::kAuditor:
+      c.name = "auditor";
+      default_port = 9104;
+      c.db = "audit.db";
+      break;
+  }
+  c.admin_port = default_port;
+  c.group = c.name;
+  CLI::App app{"pix-" + c.name + ": a stage of the PIX payment saga (at-least-once, idempotent effects)"};
+  app.add_option("--kafka-bootstrap", c.kafka_bootstrap, "Kafka bootstrap servers")
+      ->envname("PIX_KAFKA_BOOTSTRAP")
+      ->capture_default_str();
+  app.add_option("--topic-prefix", c.topic_prefix, "prefix of every Kafka topic read and written (e.g. staging.)")
+      ->envname("PIX_TOPIC_PREFIX");
+  app.add_option("--group", c.group, "Kafka consumer group")->envname("PIX_GROUP")->capture_default_str();
+  app.add_option("--admin-listen", c.admin_listen, "address of /healthz /readyz /metrics")
+      ->envname("PIX_ADMIN_LISTEN")
+      ->capture_default_str();
+  app.add_option("--admin-port", c.admin_port, "port of /healthz /readyz /metrics (0: any free one)")
+      ->envname("PIX_ADMIN_PORT")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+      ->envname("PIX_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--log-format", c.log_format, "json or text")
+      ->envname("PIX_LOG_FORMAT")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
+  if (kind == StageKind::kNotifier || kind == StageKind::kAuditor) {
+    app.add_option("--rabbit-url", c.rabbit_url, "RabbitMQ URL")->envname("PIX_RABBIT_URL")->capture_default_str();
+  }
+  if (kind == StageKind::kNotifier) {
+    app.add_option("--exchange", c.exchange, "RabbitMQ exchange for notifications")
+        ->envname("PIX_EXCHANGE")
+        ->capture_default_str();
+  }
+  if (kind == StageKind::kAuditor) {
+    app.add_option("--notification-queue", c.notification_queue, "RabbitMQ queue of notifications to audit")
+        ->envname("PIX_NOTIFICATION_QUEUE")
+        ->capture_default_str();
+  }
+  if (kind == StageKind::kSettlement || kind == StageKind::kAuditor) {
+    app.add_option("--db", c.db, kind == StageKind::kSettlement ? "ledger file (SQLite)" : "audit store (SQLite)")
+        ->envname(kind == StageKind::kSettlement ? "PIX_LEDGER_DB" : "PIX_AUDIT_DB")
+        ->capture_default_str();
+  }
+  if (kind == StageKind::kAntifraud) {
+    app.add_option("--rules", c.rules, "rules file (JSON; see README); default: built-in limits")
+        ->envname("PIX_RULES_FILE");
+  }
+  if (kind == StageKind::kSettlement) {
+    c.fund = {"alice=100000.00", "bob=100000.00", "carol=100000.00", "dave=100000.00", "erin=100000.00"};
+    app.add_option("--fund", c.fund, "accounts opened with a balance on first start, name=amount (repeatable)")
+        ->envname("PIX_FUND")
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--population", c.population, "also open pix-0001..pix-N (the simulator's accounts)")
+        ->envname("PIX_POPULATION")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
+    app.add_option("--population-balance", c.population_balance, "opening balance of each population account")
+        ->envname("PIX_POPULATION_BALANCE")
+        ->capture_default_str();
+  }
+  CLI11_PARSE(app, argc, argv);
+  telemetry::setup_logging(c.name, c.log_level, c.log_format);
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::signal(SIGINT, [](int) { g_stop = true; });
+
+  try {
+    telemetry::Registry metrics;
+    metrics.gauge("pix_build_info", "Build information; always 1", {{"service", c.name}, {"version", PIX_VERSION}},
+                  [] { return 1.0; });
+    kafka::ProducerOptions po;
+    po.bootstrap_servers = c.kafka_bootstrap;
+    po.client_id = c.name;
+    po.ack_timeout = std::chrono::seconds(10);
+    po.max_in_flight = 50000;
+    kafka::KafkaPublisher kafka_out(po);
+
+    std::unique_ptr<amqp::ConfirmPublisher> rabbit_out;
+    std::optional<amqp::AmqpUrl> rabbit_url;
+    if (kind == StageKind::kNotifier || kind == StageKind::kAuditor) {
+      auto parsed = amqp::parse_amqp_url(c.rabbit_url);
+      if (!parsed) throw std::invalid_argument("--rabbit-url: " + parsed.error);
+      rabbit_url = *parsed.url;
+    }
+    if (kind == StageKind::kNotifier) {
+      amqp::ConfirmPublisher::Options ro;
+      ro.url = *rabbit_url;
+      ro.exchange = c.exchange;
+      ro.confirm_timeout = std::chrono::seconds(10);
+      ro.connection_name = c.name;
+      rabbit_out = std::make_unique<amqp::ConfirmPublisher>(std::move(ro));
+    }
+
+    StageOptions so;
+    so.name = c.name;
+    so.dead_letter_topic = c.topic_prefix + std::string(kDeadLetterTopic);
+    so.consumer.bootstrap_servers = c.kafka_bootstrap;
+    so.consumer.group_id = c.group;
+    Handler handler;
+    std::shared_ptr<Auditor> auditor;
+    switch (kind) {
+      case StageKind::kAntifraud: {
+        antifraud::RulesConfig rules;
+        if (!c.rules.empty()) {
+          auto loaded = antifraud::load_rules_config(read_file(c.rules));
+          if (!loaded) throw std::invalid_argument("--rules " + c.rules + ": " + loaded.error);
+          rules = *loaded.config;
+        }
+        so.consumer.topics = {topic(c, domain::Topic::kPaymentRequested)};
+        handler = AntifraudHandler(std::move(rules));
+        break;
+      }
+      case StageKind::kSettlement: {
+        auto ledger = std::make_shared<ledger::Ledger>(c.db);
+        const auto report = ledger->fund(funding_of(c));
+        spdlog::info("ledger {}: {} account(s) funded now, {} already open, total balance {}", c.db, report.funded,
+                     report.already_open, ledger->total_balance());
+        so.consumer.topics = {topic(c, domain::Topic::kPaymentValidated)};
+        handler = SettlementHandler(std::move(ledger));
+        break;
+      }
+      case StageKind::kNotifier:
+        so.consumer.topics = {topic(c, domain::Topic::kPaymentSettled)};
+        handler = NotifierHandler();
+        break;
+      case StageKind::kAuditor:
+        auditor = std::make_shared<Auditor>(std::make_shared<audit::AuditStore>(c.db));
+        // Every PIX topic but its own output: auditing pix.audit.log would audit itself forever.
+        so.consumer.topics = {topic(c, domain::Topic::kPaymentRequested), topic(c, domain::Topic::kPaymentValidated),
+                              topic(c, domain::Topic::kPaymentSettled), topic(c, domain::Topic::kNotificationSent)};
+        handler = [auditor](const kafka::ConsumedRecord& r) { return (*auditor)(r); };
+        break;
+    }
+    KafkaStage stage(so, with_prefix(c.topic_prefix, std::move(handler)), kafka_out, rabbit_out.get(), metrics);
+
+    auto* rabbit_ptr = rabbit_out.get();
+    http::AdminServer admin(c.admin_listen, static_cast<std::uint16_t>(c.admin_port), metrics,
+                            [&stage, &kafka_out, rabbit_ptr]() -> std::pair<bool, std::string> {
+                              if (!kafka_out.broker_up()) return {false, "kafka unreachable"};
+                              if (rabbit_ptr && !rabbit_ptr->connected()) return {false, "rabbitmq unreachable"};
+                              if (!stage.healthy()) return {false, "no partitions assigned yet, or outputs retrying"};
+                              return {true, "consuming"};
+                            });
+    spdlog::info("{} started: consuming {} as group {}; admin on http://{}:{}", c.name, so.consumer.topics.front(),
+                 c.group, c.admin_listen, admin.port());
+
+    std::thread notifications;
+    if (kind == StageKind::kAuditor) {
+      notifications = std::thread([&] { audit_notifications(c, *rabbit_url, *auditor, kafka_out, metrics); });
+    }
+    stage.run(g_stop);
+    if (notifications.joinable()) notifications.join();
+    const std::size_t left =
+        kafka_out.drain(std::chrono::seconds(10)) + (rabbit_out ? rabbit_out->drain(std::chrono::seconds(10)) : 0);
+    spdlog::info("{} stopped{}", c.name, left ? " with events unacknowledged (they will be redone)" : " cleanly");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::critical("{} cannot run: {}", c.name, e.what());
+    return 1;
+  }
+}
+
+}  // namespace pix::saga
