@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "pix/amqp/topology.hpp"
@@ -9,6 +10,7 @@
 #include "pix/domain/topics.hpp"
 #include "pix/kafka/admin.hpp"
 #include "pix/saga/handlers.hpp"
+#include "pix/saga/report.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"pix-admin: declares the PIX topology on Kafka and RabbitMQ (safe to run again)"};
@@ -40,7 +42,43 @@ int main(int argc, char** argv) {
   topology->add_flag("--skip-kafka", skip_kafka, "leave Kafka alone");
   topology->add_flag("--skip-rabbit", skip_rabbit, "leave RabbitMQ alone");
 
+  std::string audit_db = "audit.db", ledger_db;
+  bool as_json = false;
+  auto* report = app.add_subcommand("report", "summary of the saga: counts per stage, rejections by reason, "
+                                              "balances conserved, audit chain valid");
+  report->add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
+  report->add_option("--ledger-db", ledger_db, "the settlement ledger (optional)")->envname("PIX_LEDGER_DB");
+  report->add_flag("--json", as_json, "print JSON");
+  auto* verify = app.add_subcommand("verify-audit", "re-walk the audit hash chain; report the first broken link");
+  verify->add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*verify) {
+      pix::audit::AuditStore store(audit_db);
+      const auto r = store.verify([](std::size_t done) { std::fprintf(stderr, "  ... %zu entries verified\n", done); });
+      if (r.ok) {
+        std::printf("audit chain OK: %zu entries\n", r.entries);
+        return 0;
+      }
+      std::printf("audit chain BROKEN at seq %lld: %s (%zu entries before it are intact)\n",
+                  static_cast<long long>(r.first_broken_seq.value_or(-1)), r.reason.c_str(), r.entries);
+      return 3;
+    }
+    if (*report) {
+      pix::audit::AuditStore store(audit_db);
+      std::unique_ptr<pix::ledger::Ledger> ledger;
+      if (!ledger_db.empty()) ledger = std::make_unique<pix::ledger::Ledger>(ledger_db);
+      const auto r = pix::saga::build_report(store, ledger.get());
+      std::fputs((as_json ? pix::saga::report_json(r) + "\n" : pix::saga::render_report(r)).c_str(), stdout);
+      const bool ok = r.chain_valid && (!r.total_balance || *r.total_balance == 0);
+      return ok ? 0 : 3;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pix-admin: %s\n", e.what());
+    return 1;
+  }
 
   int failures = 0;
   if (!skip_kafka) {

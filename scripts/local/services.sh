@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Runs the services in the background: the two publishing APIs (as the seed's compose does)
+# and the four saga stages.
+#
+#   scripts/local/services.sh start [NAME...]    all, or the named ones
+#   scripts/local/services.sh stop [NAME...]     SIGTERM (each drains its work), then wait
+#   scripts/local/services.sh status             exit 0 if all answer /readyz, 3 otherwise
+#
+# Names and ports (readiness is GET /readyz on the port):
+#   api-kafka 5000, api-rabbitmq 5001, antifraud 9101, settlement 9102, notifier 9103, auditor 9104
+# The ledger and the audit store live in $PIX_STATE/data. Env: PIX_BIN_DIR (default
+# build/release/src), PIX_POPULATION (accounts pix-0001.. funded for the simulator, 1000), and
+# every PIX_* variable the programs read (see README).
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+root="$(pix_root)"
+bin_dir="${PIX_BIN_DIR:-$root/build/release/src}"
+run_dir="$PIX_STATE/run"
+data_dir="$PIX_STATE/data"
+mkdir -p "$run_dir" "$data_dir"
+
+all_names=(api-kafka api-rabbitmq antifraud settlement notifier auditor)
+
+# port_of NAME / command_of NAME: how each service is reached and started.
+port_of() {
+    case "$1" in
+        api-kafka) echo 5000 ;;
+        api-rabbitmq) echo 5001 ;;
+        antifraud) echo 9101 ;;
+        settlement) echo 9102 ;;
+        notifier) echo 9103 ;;
+        auditor) echo 9104 ;;
+        *) die "unknown service '$1' (${all_names[*]})" ;;
+    esac
+}
+
+command_of() {
+    case "$1" in
+        api-kafka) echo "$bin_dir/pix-api --broker kafka --port 5000" ;;
+        api-rabbitmq) echo "$bin_dir/pix-api --broker rabbit --port 5001" ;;
+        antifraud) echo "$bin_dir/pix-antifraud" ;;
+        settlement) echo "$bin_dir/pix-settlement --db $data_dir/ledger.db --population ${PIX_POPULATION:-1000}" ;;
+        notifier) echo "$bin_dir/pix-notifier" ;;
+        auditor) echo "$bin_dir/pix-auditor --db $data_dir/audit.db" ;;
+    esac
+}
+
+http_code() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
+is_ready() { [[ "$(http_code "http://127.0.0.1:$1/readyz")" == 200 ]]; }
+
+start_one() {
+    local name="$1" port
+    port="$(port_of "$name")"
+    local pidfile="$run_dir/$name.pid" log="$PIX_LOGS/$name.log" pid cmd
+    pid="$(pid_from_file "$pidfile")"
+    if pid_alive "$pid" pix-; then
+        if is_ready "$port"; then
+            ok "$name already running (pid $pid, http://127.0.0.1:$port)"
+            return 0
+        fi
+        warn "$name (pid $pid) runs but is not ready; restarting it"
+        stop_pid "$name" "$pid" 15
+    fi
+    if port_open 127.0.0.1 "$port"; then
+        die "port $port ($name) is taken by another process"
+    fi
+    read -r -a cmd <<<"$(command_of "$name")"
+    [[ -x "${cmd[0]}" ]] || die "${cmd[0]} is missing: build first (scripts/local/build.sh release)"
+    step "starting $name on http://127.0.0.1:$port (log: $log)"
+    # The inner shell writes its own pid, then becomes the program: the pid file is exact.
+    # shellcheck disable=SC2016 # expanded by the inner shell, on purpose
+    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pidfile" "${cmd[@]}" >>"$log" 2>&1 </dev/null &
+    wait_until "pid file of $name" 5 test -s "$pidfile"
+    pid="$(pid_from_file "$pidfile")"
+    wait_until "$name to be ready (GET /readyz)" 60 --log "$log" --pid "$pid" is_ready "$port"
+}
+
+stop_one() {
+    local name="$1" pidfile="$run_dir/$1.pid" pid
+    pid="$(pid_from_file "$pidfile")"
+    if pid_alive "$pid" pix-; then
+        stop_pid "$name" "$pid" 20
+        ok "$name stopped"
+    else
+        ok "$name is not running"
+    fi
+    rm -f "$pidfile"
+}
+
+status_one() {
+    local name="$1" port pidfile="$run_dir/$1.pid" pid
+    port="$(port_of "$name")"
+    pid="$(pid_from_file "$pidfile")"
+    if pid_alive "$pid" pix- && is_ready "$port"; then
+        printf '  %-13s up        pid %-7s http://127.0.0.1:%s\n' "$name" "$pid" "$port"
+        return 0
+    elif pid_alive "$pid" pix-; then
+        printf '  %-13s NOT READY pid %-7s http://127.0.0.1:%s (see %s)\n' "$name" "$pid" "$port" "$PIX_LOGS/$name.log"
+        return 3
+    fi
+    printf '  %-13s down\n' "$name"
+    return 3
+}
+
+verb="${1:-}"
+shift || true
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=("${all_names[@]}")
+case "$verb" in
+    start) for n in "${names[@]}"; do start_one "$n"; done ;;
+    # In pipeline order: the APIs first, so each stage can finish what is already in flight.
+    stop) for n in "${names[@]}"; do stop_one "$n"; done ;;
+    status)
+        rc=0
+        for n in "${names[@]}"; do status_one "$n" || rc=3; done
+        exit "$rc"
+        ;;
+    *) pix_usage "${BASH_SOURCE[0]}"; exit 2 ;;
+esac
