@@ -44,8 +44,9 @@ int main(int argc, char** argv) {
 
   std::string audit_db = "audit.db", ledger_db;
   bool as_json = false;
-  auto* report = app.add_subcommand("report", "summary of the saga: counts per stage, rejections by reason, "
-                                              "balances conserved, audit chain valid");
+  auto* report = app.add_subcommand("report",
+                                    "summary of the saga: counts per stage, rejections by reason, "
+                                    "balances conserved, audit chain valid");
   report->add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
   report->add_option("--ledger-db", ledger_db, "the settlement ledger (optional)")->envname("PIX_LEDGER_DB");
   report->add_flag("--json", as_json, "print JSON");

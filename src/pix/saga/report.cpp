@@ -1,9 +1,9 @@
 #include "pix/saga/report.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
 
 namespace pix::saga {
 namespace {
@@ -60,9 +60,9 @@ SagaReport build_report(audit::AuditStore& audit, ledger::Ledger* ledger) {
   }
   const auto verified = audit.verify();
   r.chain_valid = verified.ok;
-  r.chain_detail = verified.ok ? fmt::format("{} entries verified", verified.entries)
-                               : fmt::format("broken at seq {}: {}", verified.first_broken_seq.value_or(-1),
-                                             verified.reason);
+  r.chain_detail = verified.ok
+                       ? fmt::format("{} entries verified", verified.entries)
+                       : fmt::format("broken at seq {}: {}", verified.first_broken_seq.value_or(-1), verified.reason);
   if (ledger) {
     r.total_balance = ledger->total_balance();
     r.ledger_payments = ledger->payment_count();
