@@ -41,10 +41,10 @@ command_of() {
     case "$1" in
         api-kafka) echo "$bin_dir/pix-api --broker kafka --port 5000" ;;
         api-rabbitmq) echo "$bin_dir/pix-api --broker rabbit --port 5001" ;;
-        antifraud) echo "$bin_dir/pix-antifraud" ;;
-        settlement) echo "$bin_dir/pix-settlement --db $data_dir/ledger.db --population ${PIX_POPULATION:-1000}" ;;
-        notifier) echo "$bin_dir/pix-notifier" ;;
-        auditor) echo "$bin_dir/pix-auditor --db $data_dir/audit.db" ;;
+        antifraud) echo "$bin_dir/pix-antifraud --instance-id antifraud-local" ;;
+        settlement) echo "$bin_dir/pix-settlement --instance-id settlement-local --db $data_dir/ledger.db --population ${PIX_POPULATION:-1000}" ;;
+        notifier) echo "$bin_dir/pix-notifier --instance-id notifier-local" ;;
+        auditor) echo "$bin_dir/pix-auditor --instance-id auditor-local --db $data_dir/audit.db" ;;
     esac
 }
 

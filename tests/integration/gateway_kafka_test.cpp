@@ -12,9 +12,9 @@
 
 #include "pix/util/random_id.hpp"
 #include "support/broker_control.hpp"
-#include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 #include "support/kafka_test_consumer.hpp"
+#include "support/service_process.hpp"
 
 namespace pix::test {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "support/amqp_test_consumer.hpp"
 #include "support/broker_control.hpp"
-#include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
+#include "support/service_process.hpp"
 
 namespace pix::test {
 namespace {

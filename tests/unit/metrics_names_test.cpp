@@ -5,8 +5,10 @@
 
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include "pix/gateway/server.hpp"
+#include "pix/saga/stage.hpp"
 
 namespace pix {
 namespace {
@@ -21,14 +23,26 @@ class IdlePublisher final : public broker::Publisher {
   std::size_t in_flight() const noexcept override { return 0; }
 };
 
-std::set<std::string> documented() {
+std::set<std::string> documented(const std::string& kind) {
   std::ifstream in(PIX_SOURCE_DIR "/docs/metrics.txt");
   EXPECT_TRUE(in) << "docs/metrics.txt is missing";
   std::set<std::string> names;
   for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] != '#') names.insert(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string k, name;
+    fields >> k >> name;
+    if (k == kind) names.insert(name);
   }
   return names;
+}
+
+void expect_exported(const telemetry::Registry& registry, const std::string& kind) {
+  const auto exported = registry.family_names();
+  EXPECT_EQ(std::set<std::string>(exported.begin(), exported.end()), documented(kind)) << kind;
+  // Every family is visible from the first scrape, before any traffic.
+  const std::string text = registry.render();
+  for (const auto& name : exported) EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos) << name;
 }
 
 TEST(MetricNames, GatewayExportsExactlyTheDocumentedFamilies) {
@@ -39,12 +53,21 @@ TEST(MetricNames, GatewayExportsExactlyTheDocumentedFamilies) {
     gateway::GatewayConfig config;
     config.broker = broker;
     gateway::Server server(io, config, publisher, registry);
-    const auto exported = registry.family_names();
-    EXPECT_EQ(std::set<std::string>(exported.begin(), exported.end()), documented());
-    // Every family is visible from the first scrape, before any traffic.
-    const std::string text = registry.render();
-    for (const auto& name : exported) EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos) << name;
+    expect_exported(registry, "gateway");
   }
+}
+
+TEST(MetricNames, StagesExportExactlyTheDocumentedFamilies) {
+  telemetry::Registry registry;
+  telemetry::register_build_info(registry, "settlement");
+  IdlePublisher publisher;
+  saga::StageOptions options;
+  options.name = "settlement";
+  options.consumer.bootstrap_servers = "127.0.0.1:1";  // never contacted: the stage is not run
+  options.consumer.topics = {"pix.payment.validated"};
+  saga::KafkaStage stage(
+      options, [](const kafka::ConsumedRecord&) { return saga::HandlerResult{}; }, publisher, nullptr, registry);
+  expect_exported(registry, "stage");
 }
 
 }  // namespace

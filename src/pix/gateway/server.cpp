@@ -184,8 +184,7 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
       replays_(&metrics.counter("pix_idempotent_replays_total",
                                 "Requests answered from the Idempotency-Key window without publishing")) {
   const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
-  metrics.gauge("pix_build_info", "Build information; always 1",
-                {{"service", config.service_name()}, {"version", PIX_VERSION}}, [] { return 1.0; });
+  telemetry::register_build_info(metrics, config.service_name());
   metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
   metrics.describe(kRequestDuration, kRequestDurationHelp, "histogram");
   metrics.describe(kPublishTotal, kPublishHelp, "counter");

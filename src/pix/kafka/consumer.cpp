@@ -54,6 +54,9 @@ KafkaConsumer::KafkaConsumer(ConsumerOptions options) : options_(std::move(optio
   set("auto.offset.reset", options_.auto_offset_reset);
   set("enable.partition.eof", "false");
   set("reconnect.backoff.max.ms", "1000");
+  set("session.timeout.ms", std::to_string(options_.session_timeout.count()));
+  set("heartbeat.interval.ms", std::to_string(std::max<long>(1000, options_.session_timeout.count() / 4)));
+  if (!options_.instance_id.empty()) set("group.instance.id", options_.instance_id);
   if (options_.statistics_interval_ms > 0) {
     set("statistics.interval.ms", std::to_string(options_.statistics_interval_ms));
     rd_kafka_conf_set_stats_cb(conf, stats_trampoline);

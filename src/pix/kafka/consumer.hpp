@@ -34,6 +34,13 @@ struct ConsumerOptions {
   std::vector<std::string> topics;
   std::string client_id = "pix-consumer";
   std::string auto_offset_reset = "earliest";
+  /// Static group membership (KIP-345): a member that restarts with the same id gets its
+  /// partitions back at once instead of after a rebalance. Must be unique per running replica
+  /// (e.g. the pod name). Empty: dynamic membership.
+  std::string instance_id;
+  /// How long the group waits for a silent member (crashed, frozen) before giving its
+  /// partitions to others. librdkafka's default (45 s) is long for a payment flow.
+  std::chrono::milliseconds session_timeout{10000};
   /// librdkafka statistics interval; 0 disables lag reporting.
   int statistics_interval_ms = 5000;
   std::map<std::string, std::string> extra;

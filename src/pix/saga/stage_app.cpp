@@ -28,6 +28,7 @@ struct StageConfig {
   std::string kafka_bootstrap = "127.0.0.1:9092";
   std::string topic_prefix;
   std::string group;
+  std::string instance_id;
   std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/";
   std::string exchange = "pix";
   std::string notification_queue = "pix.notification.sent";
@@ -181,6 +182,9 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
   app.add_option("--topic-prefix", c.topic_prefix, "prefix of every Kafka topic read and written (e.g. staging.)")
       ->envname("PIX_TOPIC_PREFIX");
   app.add_option("--group", c.group, "Kafka consumer group")->envname("PIX_GROUP")->capture_default_str();
+  app.add_option("--instance-id", c.instance_id,
+                 "static group membership id, unique per replica (e.g. the pod name): a restart resumes at once")
+      ->envname("PIX_INSTANCE_ID");
   app.add_option("--admin-listen", c.admin_listen, "address of /healthz /readyz /metrics")
       ->envname("PIX_ADMIN_LISTEN")
       ->capture_default_str();
@@ -239,8 +243,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
 
   try {
     telemetry::Registry metrics;
-    metrics.gauge("pix_build_info", "Build information; always 1", {{"service", c.name}, {"version", PIX_VERSION}},
-                  [] { return 1.0; });
+    telemetry::register_build_info(metrics, c.name);
     kafka::ProducerOptions po;
     po.bootstrap_servers = c.kafka_bootstrap;
     po.client_id = c.name;
@@ -269,6 +272,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     so.dead_letter_topic = c.topic_prefix + std::string(kDeadLetterTopic);
     so.consumer.bootstrap_servers = c.kafka_bootstrap;
     so.consumer.group_id = c.group;
+    so.consumer.instance_id = c.instance_id;
     Handler handler;
     std::shared_ptr<Auditor> auditor;
     switch (kind) {

@@ -148,4 +148,9 @@ std::vector<std::string> Registry::family_names() const {
   return names;
 }
 
+void register_build_info(Registry& registry, const std::string& service) {
+  registry.gauge("pix_build_info", "Build information; always 1", {{"service", service}, {"version", PIX_VERSION}},
+                 [] { return 1.0; });
+}
+
 }  // namespace pix::telemetry

@@ -82,4 +82,7 @@ class Registry {
   std::map<std::string, Family> families_;
 };
 
+/// `pix_build_info{service,version} 1`, which every process exports.
+void register_build_info(Registry& registry, const std::string& service);
+
 }  // namespace pix::telemetry

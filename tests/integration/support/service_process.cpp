@@ -1,4 +1,4 @@
-#include "support/gateway_process.hpp"
+#include "support/service_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -22,10 +22,36 @@ std::string rabbit_url() {
   return v && *v ? v : "amqp://guest:guest@127.0.0.1:5672/";
 }
 
-GatewayProcess::GatewayProcess(std::vector<std::string> args) {
+std::string program_path(const std::string& name) {
+  const std::string api = PIX_API_BINARY;
+  return api.substr(0, api.rfind('/') + 1) + name;
+}
+
+GatewayProcess::GatewayProcess(std::vector<std::string> args)
+    : ServiceProcess(
+          PIX_API_BINARY,
+          [&] {
+            std::vector<std::string> a{"--port", "0", "--log-format", "text"};
+            a.insert(a.end(), args.begin(), args.end());
+            return a;
+          }(),
+          R"(listening on http://[0-9.]+:([0-9]+)/)") {}
+
+StageProcess::StageProcess(const std::string& program, std::vector<std::string> args)
+    : ServiceProcess(
+          program_path(program),
+          [&] {
+            std::vector<std::string> a{"--admin-port", "0", "--log-format", "text"};
+            a.insert(a.end(), args.begin(), args.end());
+            return a;
+          }(),
+          R"(admin on http://[0-9.]+:([0-9]+))") {}
+
+ServiceProcess::ServiceProcess(const std::string& binary, std::vector<std::string> args,
+                               const std::string& port_pattern) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> argv_s{PIX_API_BINARY, "--port", "0", "--log-format", "text"};
+  std::vector<std::string> argv_s{binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -41,19 +67,19 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args) {
   stderr_fd_ = fds[0];
   fcntl(stderr_fd_, F_SETFL, O_NONBLOCK);
 
-  static const std::regex kListening(R"(listening on http://[0-9.]+:([0-9]+)/)");
+  const std::regex kListening(port_pattern);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   std::smatch m;
   while (!std::regex_search(logs_, m, kListening)) {
     if (std::chrono::steady_clock::now() > deadline || waitpid(pid_, nullptr, WNOHANG) == pid_) {
-      throw std::runtime_error("pix-api did not start; its output:\n" + logs_);
+      throw std::runtime_error(binary + " did not start; its output:\n" + logs_);
     }
     pump(std::chrono::milliseconds(100));
   }
   port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
 }
 
-GatewayProcess::~GatewayProcess() {
+ServiceProcess::~ServiceProcess() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
@@ -61,7 +87,7 @@ GatewayProcess::~GatewayProcess() {
   if (stderr_fd_ >= 0) close(stderr_fd_);
 }
 
-void GatewayProcess::pump(std::chrono::milliseconds timeout) {
+void ServiceProcess::pump(std::chrono::milliseconds timeout) {
   pollfd p{stderr_fd_, POLLIN, 0};
   if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return;
   char buf[4096];
@@ -72,16 +98,16 @@ void GatewayProcess::pump(std::chrono::milliseconds timeout) {
   }
 }
 
-std::string GatewayProcess::logs() {
+std::string ServiceProcess::logs() {
   pump(std::chrono::milliseconds(0));
   return logs_;
 }
 
-void GatewayProcess::signal(int sig) const {
+void ServiceProcess::signal(int sig) const {
   ::kill(pid_, sig);
 }
 
-int GatewayProcess::wait_exit(std::chrono::milliseconds timeout) {
+int ServiceProcess::wait_exit(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
@@ -93,6 +119,17 @@ int GatewayProcess::wait_exit(std::chrono::milliseconds timeout) {
     pump(std::chrono::milliseconds(20));
   }
   return -1;
+}
+
+}  // namespace pix::test
+
+namespace pix::test {
+
+void ServiceProcess::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 }  // namespace pix::test
