@@ -3,7 +3,9 @@
 #include "pix/storage/sqlite.hpp"
 
 #include <gtest/gtest.h>
+
 #include <sqlite3.h>
+#include "temp_db_file.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,27 +23,7 @@ namespace {
 
 using namespace std::string_literals;
 
-/// A fresh database file under the test temp dir, removed (with its WAL and shm) at the end.
-class TempDbFile {
- public:
-  TempDbFile() {
-    std::string pattern = ::testing::TempDir() + "audit_store_test_XXXXXX";
-    const int fd = mkstemp(pattern.data());
-    if (fd < 0) throw std::runtime_error("mkstemp failed for " + pattern);
-    close(fd);
-    path_ = pattern;
-  }
-  ~TempDbFile() {
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::remove((path_ + suffix).c_str());
-  }
-  TempDbFile(const TempDbFile&) = delete;
-  TempDbFile& operator=(const TempDbFile&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDbFile;
 
 std::string event_id(int i) {
   return "evt-" + std::to_string(i);

@@ -3,7 +3,9 @@
 #include "pix/storage/sqlite.hpp"
 
 #include <gtest/gtest.h>
+
 #include <sqlite3.h>
+#include "temp_db_file.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,27 +27,7 @@ namespace {
 
 using Outcome = TransferResult::Outcome;
 
-/// A fresh database file under the test temp dir, removed (with its WAL and shm) at the end.
-class TempDbFile {
- public:
-  TempDbFile() {
-    std::string pattern = ::testing::TempDir() + "ledger_test_XXXXXX";
-    const int fd = mkstemp(pattern.data());
-    if (fd < 0) throw std::runtime_error("mkstemp failed for " + pattern);
-    close(fd);
-    path_ = pattern;
-  }
-  ~TempDbFile() {
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::remove((path_ + suffix).c_str());
-  }
-  TempDbFile(const TempDbFile&) = delete;
-  TempDbFile& operator=(const TempDbFile&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDbFile;
 
 std::int64_t count(storage::Database& db, const std::string& sql) {
   storage::Statement stmt = db.prepare(sql);

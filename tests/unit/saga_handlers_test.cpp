@@ -4,16 +4,14 @@
 
 #include <boost/json/parse.hpp>
 
-#include <filesystem>
-
 #include "pix/saga/handlers.hpp"
 #include "pix/util/random_id.hpp"
+#include "temp_db_file.hpp"
 
 namespace pix::saga {
 namespace {
 
 namespace json = boost::json;
-namespace fs = std::filesystem;
 
 constexpr const char* kParentTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -40,18 +38,7 @@ std::string header(const broker::OutboundEvent& ev, const std::string& name) {
   return "<missing>";
 }
 
-class TempFile {
- public:
-  explicit TempFile(const std::string& stem)
-      : path_((fs::temp_directory_path() / (stem + util::random_hex(6) + ".db")).string()) {}
-  ~TempFile() {
-    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path_ + suffix);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempFile = test::TempDbFile;
 
 TEST(SagaAntifraud, ApprovedPaymentBecomesValidatedWithDerivedIdAndTrace) {
   AntifraudHandler h{antifraud::RulesConfig{}};

@@ -1,5 +1,5 @@
 // pix-admin: declares the Kafka topics and the RabbitMQ topology, idempotently.
-#include <CLI/CLI.hpp>
+#include "pix/util/cli.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -24,10 +24,8 @@ int main(int argc, char** argv) {
   bool skip_kafka = false, skip_rabbit = false;
 
   auto* topology = app.add_subcommand("topology", "create the five topics and the `pix` exchange with its queues");
-  topology->add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")
-      ->envname("PIX_KAFKA_BOOTSTRAP")
-      ->capture_default_str();
-  topology->add_option("--rabbit-url", rabbit_url, "RabbitMQ URL")->envname("PIX_RABBIT_URL")->capture_default_str();
+  pix::util::add_kafka_bootstrap_option(*topology, bootstrap);
+  pix::util::add_rabbit_url_option(*topology, rabbit_url);
   topology->add_option("--exchange", exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
   topology->add_option("--partitions", partitions, "partitions per topic")
       ->envname("PIX_TOPIC_PARTITIONS")
@@ -37,8 +35,7 @@ int main(int argc, char** argv) {
       ->envname("PIX_TOPIC_REPLICATION")
       ->capture_default_str();
   std::string topic_prefix;
-  topology->add_option("--topic-prefix", topic_prefix, "prefix of the Kafka topics (e.g. staging.)")
-      ->envname("PIX_TOPIC_PREFIX");
+  pix::util::add_topic_prefix_option(*topology, topic_prefix);
   topology->add_flag("--skip-kafka", skip_kafka, "leave Kafka alone");
   topology->add_flag("--skip-rabbit", skip_rabbit, "leave RabbitMQ alone");
 

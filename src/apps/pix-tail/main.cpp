@@ -1,7 +1,7 @@
 // pix-tail: the seed's two consumers. `pix-tail kafka` follows a consumer group on Kafka topics;
 // `pix-tail rabbit` binds an exclusive queue to the PIX routing keys. One line per event.
 #include <spdlog/spdlog.h>
-#include <CLI/CLI.hpp>
+#include "pix/util/cli.hpp"
 
 #include <atomic>
 #include <csignal>
@@ -36,9 +36,7 @@ int main(int argc, char** argv) {
   std::string bootstrap = "127.0.0.1:9092", group = "pix-group", reset = "earliest";
   std::vector<std::string> topics{"pix.payment.requested"};
   auto* kafka = app.add_subcommand("kafka", "consume Kafka topics in a consumer group, committing what was printed");
-  kafka->add_option("--kafka-bootstrap", bootstrap, "bootstrap servers")
-      ->envname("PIX_KAFKA_BOOTSTRAP")
-      ->capture_default_str();
+  pix::util::add_kafka_bootstrap_option(*kafka, bootstrap);
   kafka->add_option("--group", group, "consumer group")->capture_default_str();
   kafka->add_option("--topics", topics, "topics (space or comma separated; 'all' for the five)")
       ->delimiter(',')
@@ -49,7 +47,7 @@ int main(int argc, char** argv) {
 
   std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/", exchange = "pix";
   auto* rabbit = app.add_subcommand("rabbit", "exclusive queue bound to the five PIX routing keys of the exchange");
-  rabbit->add_option("--rabbit-url", rabbit_url, "RabbitMQ URL")->envname("PIX_RABBIT_URL")->capture_default_str();
+  pix::util::add_rabbit_url_option(*rabbit, rabbit_url);
   rabbit->add_option("--exchange", exchange, "exchange")->envname("PIX_EXCHANGE")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);

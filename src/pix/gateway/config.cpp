@@ -1,6 +1,6 @@
 #include "pix/gateway/config.hpp"
 
-#include <CLI/CLI.hpp>
+#include "pix/util/cli.hpp"
 
 #include <sstream>
 
@@ -64,30 +64,18 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--source", c.source, "CloudEvents source (default /pix-pubsub/<service>)")->envname("PIX_SOURCE");
-  app.add_option("--kafka-bootstrap", c.kafka_bootstrap, "Kafka bootstrap servers")
-      ->envname("PIX_KAFKA_BOOTSTRAP")
-      ->capture_default_str();
+  util::add_kafka_bootstrap_option(app, c.kafka_bootstrap);
   app.add_option("--kafka-linger-ms", c.kafka_linger_ms, "librdkafka linger.ms (batching delay)")
       ->envname("PIX_KAFKA_LINGER_MS")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  app.add_option("--topic-prefix", c.topic_prefix, "prefix of the Kafka topics written (e.g. staging.)")
-      ->envname("PIX_TOPIC_PREFIX");
+  util::add_topic_prefix_option(app, c.topic_prefix);
   app.add_option("--kafka-option", kafka_options, "extra librdkafka property key=value (repeatable; SASL, TLS...)")
       ->envname("PIX_KAFKA_OPTIONS")
       ->delimiter(',');
-  app.add_option("--rabbit-url", c.rabbit_url, "RabbitMQ URL amqp://user:pass@host:port/vhost")
-      ->envname("PIX_RABBIT_URL")
-      ->capture_default_str();
+  util::add_rabbit_url_option(app, c.rabbit_url);
   app.add_option("--exchange", c.exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
-  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
-      ->envname("PIX_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
-  app.add_option("--log-format", c.log_format, "json or text")
-      ->envname("PIX_LOG_FORMAT")
-      ->check(CLI::IsMember({"json", "text"}))
-      ->capture_default_str();
+  util::add_log_options(app, c.log_level, c.log_format);
   app.add_flag("--access-log", c.access_log, "log one line per request")->envname("PIX_ACCESS_LOG");
 
   try {

@@ -35,6 +35,27 @@ const std::string& ConsumedRecord::header(const std::string& name) const {
   return it == headers.end() ? kEmpty : it->second;
 }
 
+ConsumedRecord copy_record(const rd_kafka_message_t* m) {
+  ConsumedRecord r;
+  r.topic = rd_kafka_topic_name(m->rkt);
+  r.partition = m->partition;
+  r.offset = m->offset;
+  if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+  rd_kafka_headers_t* hdrs = nullptr;
+  // rd_kafka_message_headers() takes a non-const message only to cache the parsed headers.
+  if (rd_kafka_message_headers(const_cast<rd_kafka_message_t*>(m), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* val;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
+    }
+  }
+  return r;
+}
+
 KafkaConsumer::KafkaConsumer(ConsumerOptions options) : options_(std::move(options)) {
   if (options_.group_id.empty()) throw std::invalid_argument("a consumer needs a group id");
   if (options_.topics.empty()) throw std::invalid_argument("a consumer needs at least one topic");
@@ -98,22 +119,7 @@ std::optional<ConsumedRecord> KafkaConsumer::poll(std::chrono::milliseconds time
     rd_kafka_message_destroy(m);
     return std::nullopt;
   }
-  ConsumedRecord r;
-  r.topic = rd_kafka_topic_name(m->rkt);
-  r.partition = m->partition;
-  r.offset = m->offset;
-  if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-  r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* val;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-      r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
-    }
-  }
+  ConsumedRecord r = copy_record(m);
   rd_kafka_message_destroy(m);
   auto& p = progress_[{r.topic, r.partition}];
   if (p.next_to_commit < 0) p.next_to_commit = r.offset;

@@ -11,6 +11,7 @@
 #include <vector>
 
 typedef struct rd_kafka_s rd_kafka_t;
+struct rd_kafka_message_s;
 
 namespace pix::kafka {
 
@@ -27,6 +28,9 @@ struct ConsumedRecord {
   /// The header's value, or "" when absent.
   const std::string& header(const std::string& name) const;
 };
+
+/// Copies a message librdkafka handed out (key, value, headers, position, timestamp).
+ConsumedRecord copy_record(const rd_kafka_message_s* message);
 
 struct ConsumerOptions {
   std::string bootstrap_servers = "127.0.0.1:9092";

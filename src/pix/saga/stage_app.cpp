@@ -1,7 +1,7 @@
 #include "pix/saga/stage_app.hpp"
 
 #include <spdlog/spdlog.h>
-#include <CLI/CLI.hpp>
+#include "pix/util/cli.hpp"
 
 #include <atomic>
 #include <csignal>
@@ -176,11 +176,8 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
   c.admin_port = default_port;
   c.group = c.name;
   CLI::App app{"pix-" + c.name + ": a stage of the PIX payment saga (at-least-once, idempotent effects)"};
-  app.add_option("--kafka-bootstrap", c.kafka_bootstrap, "Kafka bootstrap servers")
-      ->envname("PIX_KAFKA_BOOTSTRAP")
-      ->capture_default_str();
-  app.add_option("--topic-prefix", c.topic_prefix, "prefix of every Kafka topic read and written (e.g. staging.)")
-      ->envname("PIX_TOPIC_PREFIX");
+  util::add_kafka_bootstrap_option(app, c.kafka_bootstrap);
+  util::add_topic_prefix_option(app, c.topic_prefix);
   app.add_option("--group", c.group, "Kafka consumer group")->envname("PIX_GROUP")->capture_default_str();
   app.add_option("--instance-id", c.instance_id,
                  "static group membership id, unique per replica (e.g. the pod name): a restart resumes at once")
@@ -192,16 +189,9 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
       ->envname("PIX_ADMIN_PORT")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
-      ->envname("PIX_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
-  app.add_option("--log-format", c.log_format, "json or text")
-      ->envname("PIX_LOG_FORMAT")
-      ->check(CLI::IsMember({"json", "text"}))
-      ->capture_default_str();
+  util::add_log_options(app, c.log_level, c.log_format);
   if (kind == StageKind::kNotifier || kind == StageKind::kAuditor) {
-    app.add_option("--rabbit-url", c.rabbit_url, "RabbitMQ URL")->envname("PIX_RABBIT_URL")->capture_default_str();
+    util::add_rabbit_url_option(app, c.rabbit_url);
   }
   if (kind == StageKind::kNotifier) {
     app.add_option("--exchange", c.exchange, "RabbitMQ exchange for notifications")

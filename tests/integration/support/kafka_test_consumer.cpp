@@ -31,22 +31,7 @@ std::vector<KafkaRecord> read_partition(const std::string& bootstrap, const std:
       rd_kafka_message_destroy(m);
       continue;
     }
-    KafkaRecord r;
-    r.topic = rd_kafka_topic_name(m->rkt);
-    r.partition = m->partition;
-    r.offset = m->offset;
-    if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-    r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* name;
-      const void* val;
-      size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-        r.headers[name] = val ? std::string(static_cast<const char*>(val), size) : std::string();
-      }
-    }
+    KafkaRecord r = kafka::copy_record(m);
     next = m->offset + 1;
     rd_kafka_message_destroy(m);
     out.push_back(std::move(r));

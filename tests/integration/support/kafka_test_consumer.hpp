@@ -8,17 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "pix/kafka/consumer.hpp"
+
 namespace pix::test {
 
-struct KafkaRecord {
-  std::string topic;
-  std::int32_t partition = -1;
-  std::int64_t offset = -1;
-  std::string key;
-  std::string value;
-  std::map<std::string, std::string> headers;
-  std::int64_t timestamp_ms = 0;
-};
+using KafkaRecord = kafka::ConsumedRecord;
 
 /// Records of one partition from `from` (inclusive) until `until` (exclusive), or until the
 /// timeout when fewer arrive. No consumer group: nothing is committed.
