@@ -284,5 +284,37 @@ TEST(SagaEndToEnd, KillNineMidRunLosesNothingAndPostsNothingTwice) {
   EXPECT_EQ(ledger.posting_count(), static_cast<std::size_t>(2 * (kPopulation + kDemoAccounts) + 2 * total));
 }
 
+TEST(SagaEndToEnd, StagesReconnectWhenRabbitMqComesBack) {
+  if (std::getenv("PIX_TEST_BROKER_CONTROL") == nullptr) {
+    GTEST_SKIP() << "set PIX_TEST_BROKER_CONTROL=1 to let tests stop and start the local RabbitMQ";
+  }
+  SagaWorld world;
+  ASSERT_NO_FATAL_FAILURE(world.start_all());
+  HttpClient api(world.api_port());
+  const int total = 20;
+  ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/rabbitmq.sh stop >/dev/null 2>&1"), 0);
+  // Payments keep coming in through Kafka while notifications cannot go out.
+  for (int i = 0; i < total; ++i) {
+    ASSERT_EQ(api.post_json("/kafka", payment("rmq-" + std::to_string(i), "\"3.00\"", 1 + i % kPopulation,
+                                              1 + (i + 3) % kPopulation))
+                  .status,
+              200);
+  }
+  auto before =
+      world.wait_for([&](const saga::SagaReport& s) { return s.settled >= static_cast<std::size_t>(total); }, 60s);
+  EXPECT_EQ(before.settled, static_cast<std::size_t>(total));
+  EXPECT_EQ(before.notified, 0u);
+  ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/rabbitmq.sh start >/dev/null 2>&1"), 0);
+  // Neither the notifier nor the auditor was restarted: they reconnect and catch up by themselves.
+  auto r = world.wait_for(
+      [&](const saga::SagaReport& s) {
+        return s.notified >= static_cast<std::size_t>(total) && s.audited >= static_cast<std::size_t>(4 * total);
+      },
+      90s);
+  EXPECT_EQ(r.notified, static_cast<std::size_t>(total));
+  EXPECT_EQ(r.audited, static_cast<std::size_t>(4 * total));
+  EXPECT_TRUE(r.chain_valid) << r.chain_detail;
+}
+
 }  // namespace
 }  // namespace pix::test
