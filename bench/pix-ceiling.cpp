@@ -1,0 +1,171 @@
+// pix-ceiling: what the client library reaches on its own. Publishes the gateway's event (same
+// payload, same CloudEvents headers, same durability: idempotent acks=all / confirms, persistent,
+// mandatory) at an open-loop rate, with no HTTP in front, and measures it like pix-sim measures
+// the gateway: latency from each event's intended send time to its acknowledgement.
+#include <sys/resource.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pix/amqp/confirm_publisher.hpp"
+#include "pix/broker/cloud_event.hpp"
+#include "pix/kafka/producer.hpp"
+#include "pix/telemetry/logging.hpp"
+#include "pix/util/cli.hpp"
+#include "pix/util/random_id.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+long status_kb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(line.find(':') + 1));
+  }
+  return 0;
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double duration_seconds(const std::string& text) {
+  if (text.ends_with("ms")) return std::stod(text) / 1000;
+  if (text.ends_with("m")) return std::stod(text) * 60;
+  return std::stod(text);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pix-ceiling: the client library's own ceiling, measured like the gateway"};
+  std::string broker = "kafka", bootstrap = "127.0.0.1:9092", rabbit = "amqp://guest:guest@127.0.0.1:5672/",
+              exchange = "pix", duration = "10s";
+  double rate = 1000;
+  bool as_json = false;
+  app.add_option("--broker", broker, "kafka or rabbit")->check(CLI::IsMember({"kafka", "rabbit"}));
+  pix::util::add_kafka_bootstrap_option(app, bootstrap);
+  pix::util::add_rabbit_url_option(app, rabbit);
+  app.add_option("--exchange", exchange, "RabbitMQ exchange")->capture_default_str();
+  app.add_option("--rate", rate, "events per second (open loop)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--duration", duration, "how long to send (10s, 500ms, 1m)")->capture_default_str();
+  app.add_flag("--json", as_json, "print JSON");
+  CLI11_PARSE(app, argc, argv);
+  pix::telemetry::setup_logging("pix-ceiling", "warn", "text");
+
+  std::unique_ptr<pix::broker::Publisher> publisher;
+  std::function<bool()> ready;
+  if (broker == "kafka") {
+    pix::kafka::ProducerOptions o;  // the gateway's defaults: linger 5 ms, ack timeout 5 s
+    o.bootstrap_servers = bootstrap;
+    o.client_id = "pix-ceiling";
+    auto p = std::make_unique<pix::kafka::KafkaPublisher>(o);
+    auto* raw = p.get();
+    ready = [raw] { return raw->broker_up(); };
+    publisher = std::move(p);
+  } else {
+    auto url = pix::amqp::parse_amqp_url(rabbit);
+    if (!url) {
+      std::fprintf(stderr, "--rabbit-url: %s\n", url.error.c_str());
+      return 2;
+    }
+    pix::amqp::ConfirmPublisher::Options o;
+    o.url = *url.url;
+    o.exchange = exchange;
+    o.connection_name = "pix-ceiling";
+    auto p = std::make_unique<pix::amqp::ConfirmPublisher>(o);
+    auto* raw = p.get();
+    ready = [raw] { return raw->connected(); };
+    publisher = std::move(p);
+  }
+  for (int i = 0; i < 200 && !ready(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!ready()) {
+    std::fprintf(stderr, "pix-ceiling: the broker is not reachable\n");
+    return 1;
+  }
+  const long idle_rss = status_kb("VmRSS");
+
+  const std::string topic = broker == "kafka" ? "pix.payment.requested" : "pix.notification.sent";
+  const std::string payload = broker == "kafka"
+                                  ? R"({"transactionId":"12345","amount":100,"payer":"alice","receiver":"bob"})"
+                                  : R"({"transactionId":"12345","status":"notified"})";
+  const auto binding = broker == "kafka" ? pix::broker::Binding::kKafka : pix::broker::Binding::kAmqp;
+
+  std::mutex mu;
+  std::vector<std::int64_t> latencies_us;
+  std::map<std::string, std::uint64_t> failures;
+  std::atomic<std::uint64_t> outstanding{0};
+  const double seconds = duration_seconds(duration);
+  const auto total = static_cast<std::uint64_t>(rate * seconds);
+  latencies_us.reserve(total);
+
+  const double cpu0 = cpu_seconds();
+  const auto start = Clock::now();
+  for (std::uint64_t n = 0; n < total; ++n) {
+    const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * static_cast<double>(n) / rate));
+    if (Clock::now() < due) std::this_thread::sleep_until(due);
+    auto ev = pix::broker::make_cloud_event(binding, topic, "12345", payload, pix::util::uuid_v4(),
+                                            "/pix-pubsub/ceiling", pix::telemetry::TraceContext::child_of(std::nullopt),
+                                            pix::broker::now_epoch_ms());
+    ++outstanding;
+    publisher->publish(std::move(ev), [&, due](pix::broker::PublishResult r) {
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - due).count();
+      std::lock_guard lock(mu);
+      if (r.status == pix::broker::PublishStatus::kAcked) {
+        latencies_us.push_back(us);
+      } else {
+        ++failures[std::string(pix::broker::to_string(r.status))];
+      }
+      --outstanding;
+    });
+  }
+  for (int i = 0; i < 300 && outstanding.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = cpu_seconds() - cpu0;
+
+  std::lock_guard lock(mu);
+  std::sort(latencies_us.begin(), latencies_us.end());
+  auto pct = [&](double p) -> std::int64_t {
+    if (latencies_us.empty()) return 0;
+    const auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(latencies_us.size() - 1) + 0.5);
+    return latencies_us[std::min(i, latencies_us.size() - 1)];
+  };
+  boost::json::object out;
+  out["target"] = "ceiling-" + broker;
+  out["sent"] = total;
+  out["completed"] = latencies_us.size();
+  out["elapsed_s"] = elapsed;
+  out["status"] = {{"200", latencies_us.size()}};
+  boost::json::object errs;
+  for (const auto& [k, v] : failures) errs[k] = v;
+  errs["unanswered"] = outstanding.load();
+  out["errors"] = std::move(errs);
+  out["latency_us"] = {{"p50", pct(50)}, {"p90", pct(90)}, {"p99", pct(99)}, {"p99.9", pct(99.9)}, {"max", pct(100)}};
+  out["cpu_s"] = cpu;
+  out["peak_rss_kb"] = status_kb("VmHWM");
+  out["idle_rss_kb"] = idle_rss;
+  if (as_json) {
+    std::printf("%s\n", boost::json::serialize(out).c_str());
+  } else {
+    std::printf("%s: %zu/%llu acked in %.2fs; p50 %.2f ms p99 %.2f ms max %.2f ms; cpu %.2fs\n",
+                out["target"].as_string().c_str(), latencies_us.size(), static_cast<unsigned long long>(total), elapsed,
+                static_cast<double>(pct(50)) / 1000, static_cast<double>(pct(99)) / 1000,
+                static_cast<double>(pct(100)) / 1000, cpu);
+  }
+  publisher->drain(std::chrono::seconds(5));
+  return failures.empty() && outstanding.load() == 0 ? 0 : 1;
+}
