@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   pix::util::add_kafka_bootstrap_option(app, bootstrap);
   pix::util::add_rabbit_url_option(app, rabbit);
   app.add_option("--exchange", exchange, "RabbitMQ exchange")->capture_default_str();
+  std::string topic_prefix;
+  pix::util::add_topic_prefix_option(app, topic_prefix);
   app.add_option("--rate", rate, "events per second (open loop)")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--duration", duration, "how long to send (10s, 500ms, 1m)")->capture_default_str();
   app.add_flag("--json", as_json, "print JSON");
@@ -99,7 +101,7 @@ int main(int argc, char** argv) {
   }
   const long idle_rss = status_kb("VmRSS");
 
-  const std::string topic = broker == "kafka" ? "pix.payment.requested" : "pix.notification.sent";
+  const std::string topic = broker == "kafka" ? topic_prefix + "pix.payment.requested" : "pix.notification.sent";
   const std::string payload = broker == "kafka"
                                   ? R"({"transactionId":"12345","amount":100,"payer":"alice","receiver":"bob"})"
                                   : R"({"transactionId":"12345","status":"notified"})";

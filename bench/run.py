@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,10 +43,17 @@ STATE = os.environ.get("PIX_STATE", os.path.join(ROOT, ".local"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-SEED_BODY = json.dumps({"topic": "pix.payment.requested",
-                        "value": {"transactionId": "12345", "amount": 100, "payer": "alice", "receiver": "bob"}})
-RABBIT_BODY = json.dumps({"topic": "pix.notification.sent",
-                          "value": {"transactionId": "12345", "status": "notified"}})
+# Everything measured here writes to its own topics, exchange and vhost, removed at the end, so the
+# services of ./pix up never inherit a backlog from a benchmark.
+PREFIX = "bench."
+SAGA_PREFIX = "benchsaga."
+PAYMENT = {"transactionId": "12345", "amount": 100, "payer": "alice", "receiver": "bob"}
+NOTIFICATION = {"transactionId": "12345", "status": "notified"}
+SEED_BODY = json.dumps({"topic": "pix.payment.requested", "value": PAYMENT})
+RABBIT_BODY = json.dumps({"topic": "pix.notification.sent", "value": NOTIFICATION})
+# The seed's app uses the body's topic as the Kafka topic as it is: name the bench copy directly.
+PEER_KAFKA_BODY = json.dumps({"topic": PREFIX + "pix.payment.requested", "value": PAYMENT})
+PEER_VHOST = "bench-seed"
 
 
 def say(msg):
@@ -101,6 +109,42 @@ def http_ok(url):
         return False
 
 
+def rabbit_api(method, path, body=None):
+    """RabbitMQ's management API (guest on loopback)."""
+    req = urllib.request.Request(f"http://127.0.0.1:15672/api/{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"content-type": "application/json",
+                                          "authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
+    try:
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise
+
+
+def prepare_peer_vhost():
+    """The seed's app declares a plain `pix` exchange: give it a vhost of its own, with one durable
+    quorum queue bound to every key, as a fair counterpart of our topology."""
+    rabbit_api("PUT", f"vhosts/{PEER_VHOST}", {})
+    rabbit_api("PUT", f"permissions/{PEER_VHOST}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+    rabbit_api("PUT", f"exchanges/{PEER_VHOST}/pix", {"type": "topic", "durable": True})
+    rabbit_api("PUT", f"queues/{PEER_VHOST}/pix.bench", {"durable": True, "arguments": {"x-queue-type": "quorum"}})
+    rabbit_api("POST", f"bindings/{PEER_VHOST}/e/pix/q/pix.bench", {"routing_key": "#"})
+
+
+def purge_queues():
+    """Empty what the benchmarks filled (quorum queues refuse publishes beyond their max length)."""
+    rabbit_api("DELETE", "queues/%2F/" + PREFIX + "pix.notification.sent/contents")
+    rabbit_api("DELETE", f"queues/{PEER_VHOST}/pix.bench/contents")
+
+
+def admin_topology(prefix, exchange, delete=False):
+    cmd = [os.path.join(BIN, "pix-admin"), "topology", "--topic-prefix", prefix, "--exchange", exchange,
+           "--queue-prefix", exchange + "."] + (["--delete"] if delete else [])
+    run(cmd, stdout=subprocess.DEVNULL)
+
+
 def wait_ready(probe, what, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -135,8 +179,11 @@ class Server:
 
 def load(url, rate, seconds, body):
     """One open-loop run of pix-sim; its JSON result."""
+    purge_queues()
+    # Few connections up front (pix-sim opens more when requests wait): the seed's sync gunicorn
+    # workers each block on one idle keep-alive connection, so pre-opening 64 would stall them.
     cmd = [os.path.join(BIN, "pix-sim"), "load", "--url", url, "--rate", str(int(rate)), "--duration", f"{seconds}s",
-           "--body", body, "--json", "--no-progress"]
+           "--body", body, "--json", "--no-progress", "--concurrency", "4"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if not out.stdout.strip():
         raise RuntimeError(f"pix-sim printed nothing: {out.stderr[-2000:]}")
@@ -144,8 +191,9 @@ def load(url, rate, seconds, body):
 
 
 def ceiling(broker, rate, seconds):
+    purge_queues()
     cmd = [os.path.join(BENCH_BIN, "pix-ceiling"), "--broker", broker, "--rate", str(int(rate)),
-           "--duration", f"{seconds}s", "--json"]
+           "--duration", f"{seconds}s", "--json", "--topic-prefix", PREFIX, "--exchange", PREFIX.rstrip(".")]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if not out.stdout.strip():
         raise RuntimeError(f"pix-ceiling printed nothing: {out.stderr[-2000:]}")
@@ -205,6 +253,7 @@ def measure_http(name, server, url, body, args):
     pids = server.pids()
     time.sleep(1)
     idle = rss_kb(pids, "VmRSS")
+    load(url, 20, 2, body)  # warm up: connections, workers, producers
     say(f"{name}: searching the max sustainable rate (p99 <= {args.bound_ms} ms, no errors)")
     if args.smoke:
         peak, ladder = args.smoke_rate, []
@@ -243,49 +292,90 @@ def measure_ceiling(broker, args):
 
 # ---- the saga --------------------------------------------------------------------------------
 
-def saga_report():
-    out = subprocess.run([os.path.join(BIN, "pix-admin"), "report", "--json", "--audit-db",
-                          os.path.join(STATE, "data", "audit.db"), "--ledger-db",
-                          os.path.join(STATE, "data", "ledger.db")], capture_output=True, text=True)
-    return json.loads(out.stdout)
+class SagaWorld:
+    """The saga on topics, an exchange, databases and consumer groups of its own."""
+
+    def __init__(self, population):
+        self.dir = os.path.join(STATE, "bench", "saga-" + datetime.datetime.utcnow().strftime("%Y%m%d%H%M%S"))
+        os.makedirs(self.dir, exist_ok=True)
+        admin_topology(SAGA_PREFIX, SAGA_PREFIX.rstrip("."))
+        exchange = SAGA_PREFIX.rstrip(".")
+        common = ["--topic-prefix", SAGA_PREFIX, "--log-level", "warn"]
+        self.servers = [Server("saga-api", [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port", "5210"]
+                               + common, lambda: http_ok("http://127.0.0.1:5210/readyz"))]
+        stages = {
+            "antifraud": [],
+            "settlement": ["--db", os.path.join(self.dir, "ledger.db"), "--population", str(population)],
+            "notifier": ["--exchange", exchange],
+            "auditor": ["--db", os.path.join(self.dir, "audit.db"), "--notification-queue",
+                        exchange + ".pix.notification.sent"],
+        }
+        for i, (stage, extra) in enumerate(stages.items()):
+            port = 9201 + i
+            self.servers.append(Server(f"saga-{stage}", [os.path.join(BIN, f"pix-{stage}"), "--admin-port", str(port),
+                                                          "--group", SAGA_PREFIX + stage, "--instance-id",
+                                                          SAGA_PREFIX + stage] + common + extra,
+                                       lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz")))
+
+    def report(self):
+        out = subprocess.run([os.path.join(BIN, "pix-admin"), "report", "--json", "--audit-db",
+                              os.path.join(self.dir, "audit.db"), "--ledger-db", os.path.join(self.dir, "ledger.db")],
+                             capture_output=True, text=True)
+        return json.loads(out.stdout)
+
+    def close(self):
+        for s in reversed(self.servers):
+            s.stop()
+        admin_topology(SAGA_PREFIX, SAGA_PREFIX.rstrip("."), delete=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def measure_saga(args):
-    say("saga: starting api-kafka and the four stages (scripts/local/services.sh)")
-    run([os.path.join(ROOT, "scripts", "local", "services.sh"), "start"], stdout=subprocess.DEVNULL)
+    say("saga: api-kafka and the four stages on topics of their own")
+    world = SagaWorld(args.saga_population)
+    try:
+        return saga_runs(world, args)
+    finally:
+        world.close()
+
+
+def saga_runs(world, args):
     rates = [args.smoke_rate] if args.smoke else args.saga_rates
     seconds = args.half_seconds
     results, best = [], None
     for rate in rates:
-        before = saga_report()
-        probe = subprocess.Popen([os.path.join(BENCH_BIN, "pix-saga-probe"), "--duration", f"{seconds + 30}s",
-                                  "--idle-exit-s", "8", "--json"], stdout=subprocess.PIPE, text=True)
+        before = world.report()
+        probe = subprocess.Popen([os.path.join(BENCH_BIN, "pix-saga-probe"), "--exchange", SAGA_PREFIX.rstrip("."),
+                                  "--duration", f"{seconds + 60}s", "--idle-exit-s", "8", "--json"],
+                                 stdout=subprocess.PIPE, text=True)
         time.sleep(1)
-        sim = subprocess.run([os.path.join(BIN, "pix-sim"), "payments", "--url", "http://127.0.0.1:5000/kafka",
-                              "--rate", str(rate), "--duration", f"{seconds}s", "--json", "--no-progress"],
-                             capture_output=True, text=True)
-        sent = json.loads(sim.stdout) if sim.stdout.strip() else {"completed": 0}
+        sim = subprocess.run([os.path.join(BIN, "pix-sim"), "payments", "--url", "http://127.0.0.1:5210/kafka",
+                              "--rate", str(rate), "--duration", f"{seconds}s", "--population",
+                              str(args.saga_population), "--json", "--no-progress"], capture_output=True, text=True)
+        sent = json.loads(sim.stdout) if sim.stdout.strip() else {"status": {}}
+        accepted = sent.get("status", {}).get("200", 0)
         latency = json.loads(probe.communicate()[0] or "{}")
         # Every payment accounted for: wait (bounded) until the audit trail has them all.
         deadline, after = time.time() + 60, before
         while time.time() < deadline:
-            after = saga_report()
-            done = after["settled"] + after["rejectedAtSettlement"] - before["settled"] - before["rejectedAtSettlement"]
+            after = world.report()
             judged = after["validated"] - before["validated"]
-            if after["requested"] - before["requested"] >= sent.get("status", {}).get("200", 0) and done >= judged:
+            done = after["settled"] + after["rejectedAtSettlement"] - before["settled"] - before["rejectedAtSettlement"]
+            if after["requested"] - before["requested"] >= accepted and done >= judged and \
+                    after["notified"] - before["notified"] >= after["settled"] - before["settled"]:
                 break
             time.sleep(1)
         delta = {k: after[k] - before[k] for k in ("requested", "validated", "rejectedAtValidation", "settled",
                                                     "rejectedAtSettlement", "notified")}
-        accounted = (delta["requested"] == delta["validated"] + delta["rejectedAtValidation"]
+        accounted = (delta["requested"] == accepted
+                     and delta["requested"] == delta["validated"] + delta["rejectedAtValidation"]
                      and delta["validated"] == delta["settled"] + delta["rejectedAtSettlement"]
                      and delta["notified"] == delta["settled"])
-        row = {"rate": rate, "accepted": sent.get("status", {}).get("200", 0), "saga": delta,
-               "e2e_latency_ms": latency.get("latency_ms", {}), "notifications_seen": latency.get("count", 0),
-               "all_accounted": accounted, "balances_conserved": after.get("balancesConserved"),
-               "chain_valid": after.get("chainValid")}
+        row = {"rate": rate, "accepted": accepted, "saga": delta, "e2e_latency_ms": latency.get("latency_ms", {}),
+               "notifications_seen": latency.get("count", 0), "all_accounted": accounted,
+               "balances_conserved": after.get("balancesConserved"), "chain_valid": after.get("chainValid")}
         p99 = row["e2e_latency_ms"].get("p99", float("inf"))
-        print(f"    {rate:>6}/s  accepted {row['accepted']:>7}  settled {delta['settled']:>7}  notified "
+        print(f"    {rate:>6}/s  accepted {accepted:>7}  settled {delta['settled']:>7}  notified "
               f"{delta['notified']:>7}  e2e p99 {p99:9.1f} ms  accounted {accounted}", flush=True)
         results.append(row)
         if accounted and p99 <= args.saga_bound_ms:
@@ -359,39 +449,16 @@ def markdown(results, saga, m, args):
     return "\n".join(lines) + "\n"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", default="api-kafka,api-rabbitmq,seed-kafka-durable,seed-kafka-fire-and-forget,"
-                    "seed-rabbit-durable,seed-rabbit-fire-and-forget,ceiling-kafka,ceiling-rabbit,saga")
-    ap.add_argument("--bound-ms", type=float, default=50.0, help="p99 bound for 'sustainable'")
-    ap.add_argument("--saga-bound-ms", type=float, default=5000.0, help="e2e p99 bound for the saga")
-    ap.add_argument("--step-seconds", type=int, default=5)
-    ap.add_argument("--half-seconds", type=int, default=15)
-    ap.add_argument("--start-rate", type=float, default=250)
-    ap.add_argument("--max-rate", type=float, default=200000)
-    ap.add_argument("--saga-rates", type=lambda s: [int(x) for x in s.split(",")], default=[50, 100, 200, 400, 800])
-    ap.add_argument("--smoke", action="store_true", help="tiny rates, a few seconds each: checks the machinery")
-    ap.add_argument("--smoke-rate", type=int, default=50)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    args = ap.parse_args()
-    if args.smoke:
-        args.half_seconds, args.step_seconds = 3, 2
-    targets = args.targets.split(",")
-    os.makedirs(os.path.join(STATE, "logs"), exist_ok=True)
-
-    say("brokers, build and topology")
-    run([os.path.join(ROOT, "scripts", "local", "brokers.sh"), "up"], stdout=subprocess.DEVNULL)
-    run([os.path.join(ROOT, "scripts", "local", "build.sh"), "release"], stdout=subprocess.DEVNULL)
-    run([os.path.join(BIN, "pix-admin"), "topology"], stdout=subprocess.DEVNULL)
-    say("stopping the services ./pix up started, so that nothing else competes for the CPU")
-    run([os.path.join(ROOT, "scripts", "local", "services.sh"), "stop"], stdout=subprocess.DEVNULL)
-
+def measure_all(targets, args):
     results = []
-    for broker, port, body in (("kafka", 5200, SEED_BODY), ("rabbit", 5201, RABBIT_BODY)):
+    for broker, port in (("kafka", 5200), ("rabbit", 5201)):
+        body = SEED_BODY if broker == "kafka" else RABBIT_BODY
+        peer_body = PEER_KAFKA_BODY if broker == "kafka" else RABBIT_BODY
+        where = ["--topic-prefix", PREFIX] if broker == "kafka" else ["--exchange", PREFIX.rstrip(".")]
         name = f"api-{'kafka' if broker == 'kafka' else 'rabbitmq'}"
         if name in targets:
             s = Server(name, [os.path.join(BIN, "pix-api"), "--broker", broker, "--port", str(port),
-                              "--log-level", "warn"], lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"))
+                              "--log-level", "warn"] + where, lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"))
             try:
                 results.append(measure_http(name, s, f"http://127.0.0.1:{port}/{broker}", body, args))
             finally:
@@ -406,14 +473,51 @@ def main():
             s = Server(name, ["bash", PEER, broker, str(port + 100)],
                        lambda p=port + 100: subprocess.run(
                            ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{p}"], capture_output=True).returncode == 0,
-                       env={"PEER_DURABLE": durable})
+                       env={"PEER_DURABLE": durable,
+                            "RABBIT_URL": f"amqp://guest:guest@127.0.0.1:5672/{PEER_VHOST}"})
             try:
-                results.append(measure_http(name, s, f"http://127.0.0.1:{port + 100}/{broker}", body, args))
+                results.append(measure_http(name, s, f"http://127.0.0.1:{port + 100}/{broker}", peer_body, args))
             finally:
                 s.stop()
         if f"ceiling-{broker}" in targets:
             results.append(measure_ceiling(broker, args))
     saga = measure_saga(args) if "saga" in targets else None
+    return results, saga
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", default="api-kafka,api-rabbitmq,seed-kafka-durable,seed-kafka-fire-and-forget,"
+                    "seed-rabbit-durable,seed-rabbit-fire-and-forget,ceiling-kafka,ceiling-rabbit,saga")
+    ap.add_argument("--bound-ms", type=float, default=50.0, help="p99 bound for 'sustainable'")
+    ap.add_argument("--saga-bound-ms", type=float, default=5000.0, help="e2e p99 bound for the saga")
+    ap.add_argument("--step-seconds", type=int, default=5)
+    ap.add_argument("--half-seconds", type=int, default=15)
+    ap.add_argument("--start-rate", type=float, default=250)
+    ap.add_argument("--max-rate", type=float, default=200000)
+    ap.add_argument("--saga-rates", type=lambda s: [int(x) for x in s.split(",")], default=[50, 100, 200, 400, 800])
+    ap.add_argument("--saga-population", type=int, default=10000, help="accounts funded for the saga run")
+    ap.add_argument("--smoke", action="store_true", help="tiny rates, a few seconds each: checks the machinery")
+    ap.add_argument("--smoke-rate", type=int, default=50)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    args = ap.parse_args()
+    if args.smoke:
+        args.half_seconds, args.step_seconds = 3, 2
+    targets = args.targets.split(",")
+    os.makedirs(os.path.join(STATE, "logs"), exist_ok=True)
+
+    say("brokers, build and topology")
+    run([os.path.join(ROOT, "scripts", "local", "brokers.sh"), "up"], stdout=subprocess.DEVNULL)
+    run([os.path.join(ROOT, "scripts", "local", "build.sh"), "release"], stdout=subprocess.DEVNULL)
+    admin_topology(PREFIX, PREFIX.rstrip("."))
+    prepare_peer_vhost()
+    say("stopping the services ./pix up started, so that nothing else competes for the CPU")
+    run([os.path.join(ROOT, "scripts", "local", "services.sh"), "stop"], stdout=subprocess.DEVNULL)
+    try:
+        results, saga = measure_all(targets, args)
+    finally:
+        admin_topology(PREFIX, PREFIX.rstrip("."), delete=True)
+        rabbit_api("DELETE", f"vhosts/{PEER_VHOST}")
 
     m = machine()
     md = markdown(results, saga, m, args)

@@ -43,5 +43,7 @@ if [[ "$what" != unit ]]; then
     export PIX_TEST_BROKER_CONTROL="${PIX_TEST_BROKER_CONTROL:-1}"
     step "integration tests against Kafka $PIX_KAFKA_BOOTSTRAP and RabbitMQ (ctest -L integration)"
     ctest --preset integration
+    step "benchmark smoke run (a few seconds per target at a tiny rate, so bench/ cannot rot)"
+    "$root/bench/run.py" --smoke --out "$PIX_STATE/bench-smoke"
 fi
 ok "all tests passed in $(elapsed_since "$t0")s"

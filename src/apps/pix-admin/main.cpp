@@ -36,6 +36,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string topic_prefix;
   pix::util::add_topic_prefix_option(*topology, topic_prefix);
+  std::string queue_prefix;
+  bool remove = false;
+  topology->add_option("--queue-prefix", queue_prefix, "prefix of the RabbitMQ queue names (an isolated copy)")
+      ->envname("PIX_QUEUE_PREFIX");
+  topology->add_flag("--delete", remove, "delete these topics, exchanges and queues instead (their data too)");
   topology->add_flag("--skip-kafka", skip_kafka, "leave Kafka alone");
   topology->add_flag("--skip-rabbit", skip_rabbit, "leave RabbitMQ alone");
 
@@ -91,7 +96,15 @@ int main(int argc, char** argv) {
       specs.push_back(std::move(s));
     }
     try {
-      for (const auto& o : pix::kafka::create_topics(bootstrap, specs)) {
+      if (remove) {
+        std::vector<std::string> doomed;
+        for (const auto& spec : specs) doomed.push_back(spec.name);
+        pix::kafka::delete_topics(bootstrap, doomed);
+        for (const auto& t : doomed) std::printf("kafka    topic     %-24s deleted\n", t.c_str());
+        specs.clear();
+      }
+      for (const auto& o :
+           specs.empty() ? std::vector<pix::kafka::TopicOutcome>{} : pix::kafka::create_topics(bootstrap, specs)) {
         std::printf("kafka    topic     %-24s %s\n", o.name.c_str(), o.status.c_str());
         if (!o.ok) ++failures;
       }
@@ -108,7 +121,15 @@ int main(int argc, char** argv) {
     }
     pix::amqp::TopologyOptions opts;
     opts.exchange = exchange;
-    if (auto r = pix::amqp::declare_topology(*url.url, opts); !r) {
+    opts.queue_prefix = queue_prefix;
+    if (remove) {
+      if (auto r = pix::amqp::delete_topology(*url.url, opts); !r) {
+        std::fprintf(stderr, "rabbitmq: %s\n", r.error.c_str());
+        ++failures;
+      } else {
+        std::printf("rabbitmq exchange  %-24s deleted, with its queues\n", exchange.c_str());
+      }
+    } else if (auto r = pix::amqp::declare_topology(*url.url, opts); !r) {
       std::fprintf(stderr, "rabbitmq: %s\n", r.error.c_str());
       ++failures;
     } else {
