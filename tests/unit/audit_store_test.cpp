@@ -3,6 +3,7 @@
 #include "pix/storage/sqlite.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 
 #include <sqlite3.h>
 #include "temp_db_file.hpp"
@@ -294,6 +295,8 @@ TEST(AuditStore, KilledWithSigkillMidStreamKeepsAnIntactChainAndDedupesRedeliver
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    // Dies with the test process, so a test killed by a timeout leaves no writer behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     // The auditor stage, minus the brokers: appends events in order until it is killed.
     int code = 0;
     try {

@@ -3,6 +3,7 @@
 #include "pix/storage/sqlite.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 
 #include <sqlite3.h>
 #include "temp_db_file.hpp"
@@ -435,6 +436,8 @@ TEST(LedgerAtomicity, KilledWithSigkillMidStreamThenRedeliveredPostsEachPaymentO
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    // Dies with the test process, so a test killed by a timeout leaves no writer behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     // The settlement stage, minus Kafka: posts payments in order until it is killed.
     int code = 0;
     try {
