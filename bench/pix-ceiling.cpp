@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -20,6 +19,9 @@
 #include "pix/amqp/confirm_publisher.hpp"
 #include "pix/broker/cloud_event.hpp"
 #include "pix/kafka/producer.hpp"
+#include "pix/sim/histogram.hpp"
+#include "pix/sim/load_engine.hpp"
+#include "pix/sim/load_report.hpp"
 #include "pix/telemetry/logging.hpp"
 #include "pix/util/cli.hpp"
 #include "pix/util/random_id.hpp"
@@ -41,12 +43,6 @@ double cpu_seconds() {
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-double duration_seconds(const std::string& text) {
-  if (text.ends_with("ms")) return std::stod(text) / 1000;
-  if (text.ends_with("m")) return std::stod(text) * 60;
-  return std::stod(text);
 }
 
 }  // namespace
@@ -108,12 +104,16 @@ int main(int argc, char** argv) {
   const auto binding = broker == "kafka" ? pix::broker::Binding::kKafka : pix::broker::Binding::kAmqp;
 
   std::mutex mu;
-  std::vector<std::int64_t> latencies_us;
+  pix::sim::LatencyHistogram latencies;
   std::map<std::string, std::uint64_t> failures;
   std::atomic<std::uint64_t> outstanding{0};
-  const double seconds = duration_seconds(duration);
+  const auto parsed = pix::sim::parse_duration(duration);
+  if (!parsed) {
+    std::fprintf(stderr, "--duration: not a duration: %s\n", duration.c_str());
+    return 2;
+  }
+  const double seconds = std::chrono::duration<double>(*parsed).count();
   const auto total = static_cast<std::uint64_t>(rate * seconds);
-  latencies_us.reserve(total);
 
   const double cpu0 = cpu_seconds();
   const auto start = Clock::now();
@@ -125,10 +125,10 @@ int main(int argc, char** argv) {
                                             pix::broker::now_epoch_ms());
     ++outstanding;
     publisher->publish(std::move(ev), [&, due](pix::broker::PublishResult r) {
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - due).count();
+      const auto latency = Clock::now() - due;
       std::lock_guard lock(mu);
       if (r.status == pix::broker::PublishStatus::kAcked) {
-        latencies_us.push_back(us);
+        latencies.record(std::chrono::duration_cast<std::chrono::nanoseconds>(latency));
       } else {
         ++failures[std::string(pix::broker::to_string(r.status))];
       }
@@ -140,33 +140,27 @@ int main(int argc, char** argv) {
   const double cpu = cpu_seconds() - cpu0;
 
   std::lock_guard lock(mu);
-  std::sort(latencies_us.begin(), latencies_us.end());
-  auto pct = [&](double p) -> std::int64_t {
-    if (latencies_us.empty()) return 0;
-    const auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(latencies_us.size() - 1) + 0.5);
-    return latencies_us[std::min(i, latencies_us.size() - 1)];
-  };
   boost::json::object out;
   out["target"] = "ceiling-" + broker;
   out["sent"] = total;
-  out["completed"] = latencies_us.size();
+  out["completed"] = latencies.count();
   out["elapsed_s"] = elapsed;
-  out["status"] = {{"200", latencies_us.size()}};
+  out["status"] = {{"200", latencies.count()}};
   boost::json::object errs;
   for (const auto& [k, v] : failures) errs[k] = v;
   errs["unanswered"] = outstanding.load();
   out["errors"] = std::move(errs);
-  out["latency_us"] = {{"p50", pct(50)}, {"p90", pct(90)}, {"p99", pct(99)}, {"p99.9", pct(99.9)}, {"max", pct(100)}};
+  out["latency_us"] = pix::sim::latency_json(latencies);
   out["cpu_s"] = cpu;
   out["peak_rss_kb"] = status_kb("VmHWM");
   out["idle_rss_kb"] = idle_rss;
   if (as_json) {
     std::printf("%s\n", boost::json::serialize(out).c_str());
   } else {
-    std::printf("%s: %zu/%llu acked in %.2fs; p50 %.2f ms p99 %.2f ms max %.2f ms; cpu %.2fs\n",
-                out["target"].as_string().c_str(), latencies_us.size(), static_cast<unsigned long long>(total), elapsed,
-                static_cast<double>(pct(50)) / 1000, static_cast<double>(pct(99)) / 1000,
-                static_cast<double>(pct(100)) / 1000, cpu);
+    auto ms = [&](double p) { return static_cast<double>(latencies.value_at_percentile(p).count()) / 1e6; };
+    std::printf("%s: %llu/%llu acked in %.2fs; p50 %.2f ms p99 %.2f ms max %.2f ms; cpu %.2fs\n",
+                out["target"].as_string().c_str(), static_cast<unsigned long long>(latencies.count()),
+                static_cast<unsigned long long>(total), elapsed, ms(50), ms(99), ms(100), cpu);
   }
   publisher->drain(std::chrono::seconds(5));
   return failures.empty() && outstanding.load() == 0 ? 0 : 1;

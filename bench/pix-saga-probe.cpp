@@ -10,10 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <vector>
 
 #include "pix/amqp/consumer.hpp"
 #include "pix/broker/cloud_event.hpp"
+#include "pix/sim/histogram.hpp"
+#include "pix/sim/load_engine.hpp"
+#include "pix/sim/load_report.hpp"
 #include "pix/telemetry/logging.hpp"
 #include "pix/util/cli.hpp"
 
@@ -30,12 +32,6 @@ std::int64_t parse_rfc3339_ms(const std::string& s) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return static_cast<std::int64_t>(timegm(&tm)) * 1000 + ms;
-}
-
-double duration_seconds(const std::string& text) {
-  if (text.ends_with("ms")) return std::stod(text) / 1000;
-  if (text.ends_with("m")) return std::stod(text) * 60;
-  return std::stod(text);
 }
 
 }  // namespace
@@ -68,14 +64,19 @@ int main(int argc, char** argv) {
   pix::amqp::AmqpConsumer consumer(o);
 
   using Clock = std::chrono::steady_clock;
-  const auto end = Clock::now() + std::chrono::milliseconds(static_cast<long>(duration_seconds(duration) * 1000));
+  const auto listen = pix::sim::parse_duration(duration);
+  if (!listen) {
+    std::fprintf(stderr, "--duration: not a duration: %s\n", duration.c_str());
+    return 2;
+  }
+  const auto end = Clock::now() + *listen;
   auto last = Clock::now();
-  std::vector<std::int64_t> latencies_ms;
+  pix::sim::LatencyHistogram latencies;
   std::size_t unparsed = 0;
   while (Clock::now() < end) {
     auto d = consumer.next(std::chrono::milliseconds(200));
     if (!d) {
-      if (!latencies_ms.empty() && Clock::now() - last > std::chrono::duration<double>(idle_exit_s)) break;
+      if (latencies.count() > 0 && Clock::now() - last > std::chrono::duration<double>(idle_exit_s)) break;
       continue;
     }
     last = Clock::now();
@@ -89,24 +90,18 @@ int main(int argc, char** argv) {
       ++unparsed;  // e.g. a notification posted straight to /rabbit: not a saga payment
       continue;
     }
-    latencies_ms.push_back(now_ms - requested);
+    latencies.record(std::chrono::milliseconds(std::max<std::int64_t>(0, now_ms - requested)));
   }
-  std::sort(latencies_ms.begin(), latencies_ms.end());
-  auto pct = [&](double p) -> std::int64_t {
-    if (latencies_ms.empty()) return 0;
-    const auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(latencies_ms.size() - 1) + 0.5);
-    return latencies_ms[std::min(i, latencies_ms.size() - 1)];
-  };
   boost::json::object out;
-  out["count"] = latencies_ms.size();
+  out["count"] = latencies.count();
   out["other_notifications"] = unparsed;
-  out["latency_ms"] = {{"p50", pct(50)}, {"p90", pct(90)}, {"p99", pct(99)}, {"max", pct(100)}};
+  out["latency_us"] = pix::sim::latency_json(latencies);
   if (as_json) {
     std::printf("%s\n", boost::json::serialize(out).c_str());
   } else {
-    std::printf("%zu notifications; requested -> notified p50 %lld ms, p90 %lld ms, p99 %lld ms, max %lld ms\n",
-                latencies_ms.size(), static_cast<long long>(pct(50)), static_cast<long long>(pct(90)),
-                static_cast<long long>(pct(99)), static_cast<long long>(pct(100)));
+    auto ms = [&](double p) { return static_cast<long long>(latencies.value_at_percentile(p).count() / 1000000); };
+    std::printf("%llu notifications; requested -> notified p50 %lld ms, p90 %lld ms, p99 %lld ms, max %lld ms\n",
+                static_cast<unsigned long long>(latencies.count()), ms(50), ms(90), ms(99), ms(100));
   }
   return 0;
 }

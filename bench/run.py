@@ -371,7 +371,8 @@ def saga_runs(world, args):
                      and delta["requested"] == delta["validated"] + delta["rejectedAtValidation"]
                      and delta["validated"] == delta["settled"] + delta["rejectedAtSettlement"]
                      and delta["notified"] == delta["settled"])
-        row = {"rate": rate, "accepted": accepted, "saga": delta, "e2e_latency_ms": latency.get("latency_ms", {}),
+        e2e = {k: round(v / 1000, 1) for k, v in latency.get("latency_us", {}).items() if k != "count"}
+        row = {"rate": rate, "accepted": accepted, "saga": delta, "e2e_latency_ms": e2e,
                "notifications_seen": latency.get("count", 0), "all_accounted": accounted,
                "balances_conserved": after.get("balancesConserved"), "chain_valid": after.get("chainValid")}
         p99 = row["e2e_latency_ms"].get("p99", float("inf"))

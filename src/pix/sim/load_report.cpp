@@ -34,21 +34,21 @@ std::string latency_row(std::string_view name, const LatencyHistogram& h) {
   return row;
 }
 
-boost::json::object latency_json(const LatencyHistogram& h) {
-  boost::json::object o;
-  o["count"] = h.count();
-  o["min"] = to_us(h.min());
-  for (const auto& q : kQuantiles) o[q.name] = to_us(h.value_at_percentile(q.percentile));
-  o["max"] = to_us(h.max());
-  o["mean"] = to_us(h.mean());
-  return o;
-}
-
 bool open_loop(const LoadResult& r) {
   return r.mode == LoadOptions::Mode::kOpenLoop;
 }
 
 }  // namespace detail
+
+boost::json::object latency_json(const LatencyHistogram& h) {
+  boost::json::object o;
+  o["count"] = h.count();
+  o["min"] = detail::to_us(h.min());
+  for (const auto& q : detail::kQuantiles) o[q.name] = detail::to_us(h.value_at_percentile(q.percentile));
+  o["max"] = detail::to_us(h.max());
+  o["mean"] = detail::to_us(h.mean());
+  return o;
+}
 
 std::string render_table(const LoadResult& r) {
   const double seconds = std::chrono::duration<double>(r.elapsed).count();
@@ -121,9 +121,9 @@ std::string render_json(const LoadResult& r) {
   o["errors"] = std::move(errors);
   o["throughput"] = r.throughput();
   boost::json::object latency;
-  latency["ok"] = detail::latency_json(r.latency_ok);
-  latency["all"] = detail::latency_json(r.latency_all);
-  if (detail::open_loop(r)) latency["send_delay"] = detail::latency_json(r.send_delay);
+  latency["ok"] = latency_json(r.latency_ok);
+  latency["all"] = latency_json(r.latency_all);
+  if (detail::open_loop(r)) latency["send_delay"] = latency_json(r.send_delay);
   o["latency_us"] = std::move(latency);
   o["connections"] =
       boost::json::object{{"opened", r.connections_opened}, {"peak", r.peak_connections}, {"reconnects", r.reconnects}};
