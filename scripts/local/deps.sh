@@ -18,7 +18,7 @@ PIX_APT_PACKAGES=(
     # local brokers and their tools (scripts/local/kafka.sh, rabbitmq.sh)
     rabbitmq-server kcat maven openjdk-17-jre-headless curl
     # scripting / tooling
-    python3 python3-venv
+    python3 python3-venv procps
     # lint (the test command checks formatting and shell scripts)
     clang-format shellcheck
 )
