@@ -1,5 +1,7 @@
 #include "pix/domain/end_to_end_id.hpp"
 
+#include "pix/util/hash.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
@@ -18,16 +20,6 @@ constexpr bool is_upper_alnum(char c) noexcept {
 }
 constexpr bool is_alnum(char c) noexcept {
   return is_upper_alnum(c) || (c >= 'a' && c <= 'z');
-}
-
-// FNV-1a, 64 bits: fixed by its definition, unlike std::hash, so ids survive a rebuild.
-std::uint64_t fnv1a64(std::string_view s) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 // SplitMix64's finalizer: FNV-1a's low bits mix poorly for short inputs, and each character
@@ -77,7 +69,7 @@ std::string make_end_to_end_id(std::string_view ispb, std::chrono::system_clock:
   append_digits(id, static_cast<unsigned>(hms.hours().count()), 2);
   append_digits(id, static_cast<unsigned>(hms.minutes().count()), 2);
 
-  std::uint64_t state = fnv1a64(seed);
+  std::uint64_t state = util::fnv1a64(seed);
   for (std::size_t i = 0; i < kRandomPartLength; ++i) {
     state += 0x9e3779b97f4a7c15ULL;  // SplitMix64's increment
     id += kAlphabet[mix(state) % kAlphabet.size()];

@@ -18,6 +18,7 @@
 #include "pix/gateway/publish_request.hpp"
 #include "pix/http/problem.hpp"
 #include "pix/telemetry/trace_context.hpp"
+#include "pix/util/hash.hpp"
 #include "pix/util/random_id.hpp"
 
 namespace pix::gateway {
@@ -153,21 +154,6 @@ bool valid_idempotency_key(std::string_view key) {
   return true;
 }
 
-std::uint64_t fnv1a(std::string_view a, std::string_view b) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (std::string_view part : {a, std::string_view("\0", 1), b}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-  }
-  return h;
-}
-
-std::string_view result_label(broker::PublishStatus s) {
-  return broker::to_string(s);
-}
-
 }  // namespace
 
 Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
@@ -185,9 +171,22 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
                                 "Requests answered from the Idempotency-Key window without publishing")) {
   const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   telemetry::register_build_info(metrics, config.service_name());
+  static_assert(static_cast<std::size_t>(broker::PublishStatus::kShuttingDown) + 1 == kStatuses);
   metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
-  metrics.describe(kRequestDuration, kRequestDurationHelp, "histogram");
-  metrics.describe(kPublishTotal, kPublishHelp, "counter");
+  for (std::size_t r = 0; r < kRoutes; ++r) {
+    request_duration_[r] =
+        &metrics.histogram(kRequestDuration, kRequestDurationHelp, {{"route", route_label(static_cast<Route>(r))}});
+  }
+  // Every topic and result from the start: dashboards see zeros rather than missing series.
+  for (std::size_t t = 0; t < domain::kTopicNames.size(); ++t) {
+    for (std::size_t st = 0; st < kStatuses; ++st) {
+      publishes_[t][st] =
+          &metrics.counter(kPublishTotal, kPublishHelp,
+                           {{"broker", broker},
+                            {"topic", std::string(domain::kTopicNames[t])},
+                            {"result", std::string(broker::to_string(static_cast<broker::PublishStatus>(st)))}});
+    }
+  }
   metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged", {{"broker", broker}},
                 [this] { return static_cast<double>(publisher_.in_flight()); });
   metrics.gauge("pix_http_requests_in_progress", "HTTP requests being handled", {},
@@ -272,7 +271,7 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
       res.keep_alive(false);
       conn->stream.expires_after(std::chrono::seconds(10));
       co_await bhttp::async_write(conn->stream, res, kNoCompletion);
-      record("unparsed", bare, res, std::chrono::duration<double>(Clock::now() - started).count());
+      record(Route::kUnparsed, bare, res, std::chrono::duration<double>(Clock::now() - started).count());
       break;
     }
     ++active_;
@@ -295,14 +294,42 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
   --open_connections_;
 }
 
-void Server::record(const std::string& route, const Request& req, const Response& res, double seconds) {
-  metrics_
-      .counter(kRequestsTotal, kRequestsHelp,
-               {{"route", route},
-                {"method", req.method_string().empty() ? "-" : std::string(req.method_string())},
-                {"code", std::to_string(res.result_int())}})
-      .inc();
-  metrics_.histogram(kRequestDuration, kRequestDurationHelp, {{"route", route}}).observe(seconds);
+std::string Server::route_label(Route route) const {
+  switch (route) {
+    case Route::kPublish:
+      return config_.route();
+    case Route::kHealthz:
+      return "/healthz";
+    case Route::kReadyz:
+      return "/readyz";
+    case Route::kMetrics:
+      return "/metrics";
+    case Route::kOther:
+      return "other";
+    case Route::kUnparsed:
+      return "unparsed";
+  }
+  return "other";
+}
+
+void Server::record(Route route, const Request& req, const Response& res, double seconds) {
+  const auto key = (static_cast<std::uint64_t>(route) << 40) | (static_cast<std::uint64_t>(req.method()) << 16) |
+                   static_cast<std::uint64_t>(res.result_int());
+  telemetry::Counter* counter = nullptr;
+  {
+    std::lock_guard lock(request_counters_mutex_);
+    auto [it, fresh] = request_counters_.try_emplace(key, nullptr);
+    if (fresh) {
+      const bool named = req.method() != bhttp::verb::unknown;
+      it->second = &metrics_.counter(kRequestsTotal, kRequestsHelp,
+                                     {{"route", route_label(route)},
+                                      {"method", named ? std::string(req.method_string()) : std::string("other")},
+                                      {"code", std::to_string(res.result_int())}});
+    }
+    counter = it->second;
+  }
+  counter->inc();
+  request_duration_[static_cast<std::size_t>(route)]->observe(seconds);
 }
 
 awaitable<Response> Server::handle(const Request& req) {
@@ -310,11 +337,11 @@ awaitable<Response> Server::handle(const Request& req) {
   std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
   const bool is_get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
-  std::string route;
+  Route route = Route::kOther;
   Response res;
 
   if (path == config_.route()) {
-    route = config_.route();
+    route = Route::kPublish;
     if (req.method() != bhttp::verb::post) {
       res = problem_response(req, method_not_allowed(req.method_string(), "POST"), path);
       res.set(bhttp::field::allow, "POST");
@@ -322,7 +349,7 @@ awaitable<Response> Server::handle(const Request& req) {
       res = co_await handle_publish(req);
     }
   } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
-    route = std::string(path);
+    route = path == "/healthz" ? Route::kHealthz : path == "/readyz" ? Route::kReadyz : Route::kMetrics;
     if (!is_get) {
       res = problem_response(req, method_not_allowed(req.method_string(), "GET"), path);
       res.set(bhttp::field::allow, "GET, HEAD");
@@ -334,7 +361,6 @@ awaitable<Response> Server::handle(const Request& req) {
       res = json_response(req, bhttp::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
     }
   } else {
-    route = "other";
     http::Problem p;
     p.status = 404;
     p.type = "not-found";
@@ -376,7 +402,8 @@ awaitable<Response> Server::handle_publish(const Request& req) {
       p.field = "Idempotency-Key";
       co_return problem_response(req, p, instance);
     }
-    const auto lookup = idempotency_.begin(key, fnv1a(domain::topic_name(cmd.topic), cmd.payload));
+    const auto lookup =
+        idempotency_.begin(key, util::fnv1a64(cmd.payload, util::fnv1a64(domain::topic_name(cmd.topic))));
     switch (lookup.outcome) {
       case IdempotencyCache::Outcome::kFirst:
         break;
@@ -409,6 +436,7 @@ awaitable<Response> Server::handle_publish(const Request& req) {
   }
 
   const std::string topic(domain::topic_name(cmd.topic));
+  const domain::Topic cmd_topic = cmd.topic;
   std::string event_id = key.empty() ? util::uuid_v4() : key;
   std::optional<telemetry::TraceContext> parent;
   if (auto it = req.find("traceparent"); it != req.end()) parent = telemetry::parse_traceparent(it->value());
@@ -425,10 +453,7 @@ awaitable<Response> Server::handle_publish(const Request& req) {
       publisher_, std::move(event), config_.publish_timeout + std::chrono::milliseconds(250), use_awaitable);
   ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
   const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
-  metrics_
-      .counter(kPublishTotal, kPublishHelp,
-               {{"broker", broker}, {"topic", topic}, {"result", std::string(result_label(result.status))}})
-      .inc();
+  publishes_[static_cast<std::size_t>(cmd_topic)][static_cast<std::size_t>(result.status)]->inc();
 
   if (result.status == broker::PublishStatus::kAcked) {
     boost::json::object o;

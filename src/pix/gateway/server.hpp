@@ -6,11 +6,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "pix/broker/publisher.hpp"
 #include "pix/gateway/config.hpp"
@@ -54,7 +56,12 @@ class Server {
   boost::asio::awaitable<Response> handle_publish(const Request& req);
   boost::asio::awaitable<Response> handle_ready(const Request& req);
   boost::asio::awaitable<void> wait_for_quiet(std::function<void(std::size_t)> done);
-  void record(const std::string& route, const Request& req, const Response& res, double seconds);
+  /// What a request was for, as the `route` label says it.
+  enum class Route : std::uint8_t { kPublish, kHealthz, kReadyz, kMetrics, kOther, kUnparsed };
+  static constexpr std::size_t kRoutes = 6;
+  static constexpr std::size_t kStatuses = 6;  // broker::PublishStatus values
+  void record(Route route, const Request& req, const Response& res, double seconds);
+  std::string route_label(Route route) const;
 
   boost::asio::io_context& io_;
   GatewayConfig config_;
@@ -68,9 +75,13 @@ class Server {
   std::mutex connections_mutex_;
   std::list<std::weak_ptr<Connection>> connections_;
 
-  // Hot-path metrics resolved once.
+  // Hot-path metrics resolved once, so a request never builds label strings or walks the registry.
   telemetry::Histogram* ack_latency_;
   telemetry::Counter* replays_;
+  std::array<telemetry::Histogram*, kRoutes> request_duration_{};
+  std::array<std::array<telemetry::Counter*, kStatuses>, 5> publishes_{};  // [topic][status]
+  std::mutex request_counters_mutex_;
+  std::unordered_map<std::uint64_t, telemetry::Counter*> request_counters_;  // by route, method, code
   std::atomic<std::int64_t> open_connections_{0};
 };
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include "pix/util/cli.hpp"
+#include "pix/util/hash.hpp"
 
 #include <atomic>
 #include <csignal>
@@ -91,11 +92,7 @@ Handler with_prefix(const std::string& prefix, Handler inner) {
 }
 
 std::string fnv_hex(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
+  const std::uint64_t h = util::fnv1a64(s);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
