@@ -22,11 +22,6 @@ std::variant<json::object, std::string> value_object(const kafka::ConsumedRecord
   return std::move(v.as_object());
 }
 
-std::string event_id_of(const kafka::ConsumedRecord& r) {
-  const auto& id = r.header("ce_id");
-  return id.empty() ? r.topic + "/" + std::to_string(r.partition) + "@" + std::to_string(r.offset) : id;
-}
-
 telemetry::TraceContext child_trace(const std::string& traceparent) {
   return telemetry::TraceContext::child_of(telemetry::parse_traceparent(traceparent));
 }

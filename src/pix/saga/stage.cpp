@@ -11,15 +11,18 @@ namespace pix::saga {
 
 using Clock = std::chrono::steady_clock;
 
+std::string event_id_of(const kafka::ConsumedRecord& r) {
+  const auto& id = r.header("ce_id");
+  return id.empty() ? r.topic + "/" + std::to_string(r.partition) + "@" + std::to_string(r.offset) : id;
+}
+
 broker::OutboundEvent dead_letter_event(const kafka::ConsumedRecord& record, const std::string& stage,
                                         const std::string& reason, const std::string& topic) {
   broker::OutboundEvent ev;
   ev.topic = topic;
   ev.key = record.key;
   ev.payload = record.value;
-  ev.id = record.header("ce_id").empty()
-              ? record.topic + "/" + std::to_string(record.partition) + "@" + std::to_string(record.offset)
-              : record.header("ce_id");
+  ev.id = event_id_of(record);
   ev.timestamp_ms = record.timestamp_ms;
   for (const auto& [k, v] : record.headers) ev.headers.push_back({k, v});
   ev.headers.push_back({"pix_dlq_reason", reason});

@@ -65,6 +65,10 @@ class KafkaStage {
   std::unique_ptr<Impl> impl_;
 };
 
+/// The record's event id: its CloudEvents `ce_id`, or `topic/partition@offset` when it has none
+/// (stable across redeliveries either way).
+std::string event_id_of(const kafka::ConsumedRecord& record);
+
 /// The dead-letter copy of a record: same key, value and headers, plus `pix_dlq_reason`,
 /// `pix_dlq_stage` and `pix_dlq_source` (topic/partition@offset).
 broker::OutboundEvent dead_letter_event(const kafka::ConsumedRecord& record, const std::string& stage,
