@@ -19,6 +19,8 @@ PIX_APT_PACKAGES=(
     rabbitmq-server kcat maven openjdk-17-jre-headless curl
     # scripting / tooling
     python3 python3-venv procps
+    # deployment checks (scripts/deploy): promtool, amtool, real Prometheus, compose, node tools
+    prometheus prometheus-alertmanager yamllint docker-compose
     # lint (the test command checks formatting and shell scripts)
     clang-format shellcheck
 )
