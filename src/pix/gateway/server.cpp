@@ -31,10 +31,30 @@ using asio::use_awaitable;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+std::int64_t ticks(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
+// A plain socket: its read and write deadlines are enforced by the server's sweeper (one timer for
+// all connections) rather than by a timer armed and cancelled around every read and write.
 struct Server::Connection {
-  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
-  beast::tcp_stream stream;
-  bool busy = false;  // touched only on the connection's strand
+  explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+  void expires_after(Clock::duration d) { deadline.store(ticks(Clock::now() + d), std::memory_order_relaxed); }
+  tcp::socket socket;
+  std::atomic<std::int64_t> deadline{0};  // of the current read or write, in steady-clock ticks
+  bool busy = false;                      // touched only on the connection's executor
+};
+
+// One request waiting for its broker's verdict. The publisher's callback or the sweeper, whichever
+// comes first, completes it; the sweeper also bounds a publisher that never calls back.
+struct Server::PublishWait {
+  virtual ~PublishWait() = default;
+  /// Posts the result to the waiting coroutine; `self` (this wait) lives until it is delivered.
+  virtual void complete(std::shared_ptr<PublishWait> self, broker::PublishResult r) = 0;
+  std::atomic<bool> fired{false};
+  Clock::time_point deadline;
 };
 
 namespace {
@@ -47,44 +67,6 @@ const std::string kRequestDuration = "pix_http_request_duration_seconds";
 const std::string kRequestDurationHelp = "HTTP request latency, from the request read to the response ready";
 const std::string kPublishTotal = "pix_publish_total";
 const std::string kPublishHelp = "Publish attempts by broker, topic and result";
-
-/// Adapts the callback-style Publisher to a coroutine: resumes on the awaiting coroutine's executor
-/// with the broker's verdict, or with kTimedOut when none came by `deadline` (a client must never
-/// hang on a broker that holds its connection open and answers nothing). Exactly one of the two
-/// completes the handler; a verdict arriving after the deadline is dropped.
-template <typename Token>
-auto async_publish(broker::Publisher& publisher, broker::OutboundEvent event, std::chrono::milliseconds deadline,
-                   Token&& token) {
-  return asio::async_initiate<Token, void(broker::PublishResult)>(
-      [&publisher, deadline](auto handler, broker::OutboundEvent ev) {
-        using Handler = decltype(handler);
-        struct Wait {
-          Wait(Handler h, asio::any_io_executor ex) : handler(std::move(h)), timer(ex) {}
-          std::atomic<bool> fired{false};
-          Handler handler;
-          asio::steady_timer timer;
-        };
-        auto ex = asio::get_associated_executor(handler);
-        auto wait = std::make_shared<Wait>(std::move(handler), ex);
-        wait->timer.expires_after(deadline);
-        wait->timer.async_wait([wait, deadline](const boost::system::error_code& ec) {
-          if (ec || wait->fired.exchange(true)) return;
-          wait->handler(broker::PublishResult{
-              broker::PublishStatus::kTimedOut,
-              "no broker verdict within " + std::to_string(deadline.count()) + " ms (the event may have been stored)",
-              -1, -1});
-        });
-        publisher.publish(std::move(ev), [wait](broker::PublishResult r) {
-          if (wait->fired.exchange(true)) return;
-          auto hex = asio::get_associated_executor(wait->handler);
-          asio::post(hex, [wait, r = std::move(r)]() mutable {
-            wait->timer.cancel();
-            wait->handler(std::move(r));
-          });
-        });
-      },
-      token, std::move(event));
-}
 
 template <typename Token>
 auto async_probe(broker::Publisher& publisher, Token&& token) {
@@ -145,6 +127,8 @@ http::Problem unreadable_request(const beast::error_code& ec, std::size_t max_bo
   }
   return p;
 }
+
+constexpr auto kSweepPeriod = std::chrono::milliseconds(100);
 
 bool valid_idempotency_key(std::string_view key) {
   if (key.empty() || key.size() > 255) return false;
@@ -215,11 +199,99 @@ void Server::start() {
   asio::co_spawn(io_, accept_loop(), [](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
   });
+  asio::co_spawn(io_, sweep_loop(), asio::detached);
+}
+
+/// Adapts the callback-style Publisher to a coroutine: resumes on the awaiting coroutine's executor
+/// with the broker's verdict, or with kTimedOut when none came by `deadline` (a client must never
+/// hang on a broker that holds its connection open and answers nothing). Exactly one of the two
+/// completes the handler; a verdict arriving after the deadline is dropped. The deadline is kept by
+/// the sweeper: waits are queued in deadline order (all use the same delay), so no timer is armed
+/// and cancelled per request.
+template <typename Token>
+auto Server::async_publish(broker::OutboundEvent event, std::chrono::milliseconds deadline, Token&& token) {
+  return asio::async_initiate<Token, void(broker::PublishResult)>(
+      [this, deadline](auto handler, broker::OutboundEvent ev) {
+        using Handler = decltype(handler);
+        struct Wait final : PublishWait {
+          explicit Wait(Handler h) : handler(std::move(h)) {}
+          void complete(std::shared_ptr<PublishWait> self, broker::PublishResult r) override {
+            auto ex = asio::get_associated_executor(handler);
+            asio::post(ex, [self = std::move(self), this, r = std::move(r)]() mutable { handler(std::move(r)); });
+          }
+          Handler handler;
+        };
+        auto wait = std::make_shared<Wait>(std::move(handler));
+        wait->deadline = Clock::now() + deadline;
+        {
+          std::lock_guard lock(waits_mutex_);
+          waits_.push_back(wait);
+        }
+        publisher_.publish(std::move(ev), [wait](broker::PublishResult r) mutable {
+          if (wait->fired.exchange(true)) return;
+          auto* raw = wait.get();
+          raw->complete(std::move(wait), std::move(r));
+        });
+      },
+      token, std::move(event));
+}
+
+asio::awaitable<void> Server::sweep_loop() {
+  asio::steady_timer timer(io_);
+  int tick = 0;
+  for (;;) {
+    timer.expires_after(kSweepPeriod);
+    auto [ec] = co_await timer.async_wait(kNoCompletion);
+    if (ec) co_return;
+    const auto now = Clock::now();
+    // Verdicts that never came: answer 504 (the publisher's own timeout normally wins).
+    std::vector<std::shared_ptr<PublishWait>> expired;
+    {
+      std::lock_guard lock(waits_mutex_);
+      while (!waits_.empty()) {
+        auto& front = waits_.front();
+        if (!front->fired.load(std::memory_order_relaxed) && front->deadline > now) break;
+        if (!front->fired.exchange(true)) expired.push_back(std::move(front));
+        waits_.pop_front();
+      }
+    }
+    for (auto& w : expired) {
+      auto* raw = w.get();
+      const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(config_.publish_timeout) +
+                        std::chrono::milliseconds(250);
+      raw->complete(std::move(w), broker::PublishResult{broker::PublishStatus::kTimedOut,
+                                                        "no broker verdict within " + std::to_string(late.count()) +
+                                                            " ms (the event may have been stored)",
+                                                        -1, -1});
+    }
+    // Reads and writes past their deadline (idle keep-alive, a client that stopped reading): once a
+    // second is precise enough for timeouts counted in seconds.
+    if (++tick % 10 != 0) continue;
+    const auto now_ticks = ticks(now);
+    std::lock_guard lock(connections_mutex_);
+    connections_.remove_if([](const auto& w) { return w.expired(); });
+    for (auto& w : connections_) {
+      auto conn = w.lock();
+      if (!conn) continue;
+      const auto d = conn->deadline.load(std::memory_order_relaxed);
+      if (d == 0 || d > now_ticks) continue;
+      asio::post(conn->socket.get_executor(), [conn, now_ticks] {
+        const auto d2 = conn->deadline.load(std::memory_order_relaxed);
+        if (d2 != 0 && d2 <= now_ticks) {
+          beast::error_code ignored;
+          conn->socket.cancel(ignored);
+        }
+      });
+    }
+  }
 }
 
 awaitable<void> Server::accept_loop() {
   while (!draining_.load()) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kNoCompletion);
+    // With one I/O thread every connection already runs on it alone: a strand would only add cost.
+    auto ex = config_.io_threads > 1 ? asio::any_io_executor(asio::make_strand(io_))
+                                     : asio::any_io_executor(io_.get_executor());
+    auto [ec, socket] = co_await acceptor_.async_accept(ex, kNoCompletion);
     if (ec) {
       if (draining_.load() || ec == asio::error::operation_aborted) break;
       spdlog::warn("accept failed: {}", ec.message());
@@ -228,12 +300,11 @@ awaitable<void> Server::accept_loop() {
     socket.set_option(tcp::no_delay(true));
     auto conn = std::make_shared<Connection>(std::move(socket));
     {
-      std::lock_guard lock(connections_mutex_);
-      connections_.remove_if([](const auto& w) { return w.expired(); });
+      std::lock_guard lock(connections_mutex_);  // the sweeper drops the closed ones
       connections_.push_back(conn);
     }
-    auto ex = conn->stream.get_executor();
-    asio::co_spawn(ex, run_session(std::move(conn)), [](std::exception_ptr e) {
+    auto conn_ex = conn->socket.get_executor();
+    asio::co_spawn(conn_ex, run_session(std::move(conn)), [](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -251,12 +322,12 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(config_.max_body_bytes);
     parser.header_limit(16 * 1024);
-    conn->stream.expires_after(config_.idle_timeout);
+    conn->expires_after(config_.idle_timeout);
     conn->busy = false;
     if (draining_.load()) break;
-    auto [ec, bytes] = co_await bhttp::async_read(conn->stream, buffer, parser, kNoCompletion);
+    auto [ec, bytes] = co_await bhttp::async_read(conn->socket, buffer, parser, kNoCompletion);
     (void)bytes;
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
       break;
     }
@@ -269,8 +340,8 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
       bare.version(11);
       Response res = problem_response(bare, unreadable_request(ec, config_.max_body_bytes), "");
       res.keep_alive(false);
-      conn->stream.expires_after(std::chrono::seconds(10));
-      co_await bhttp::async_write(conn->stream, res, kNoCompletion);
+      conn->expires_after(std::chrono::seconds(10));
+      co_await bhttp::async_write(conn->socket, res, kNoCompletion);
       record(Route::kUnparsed, bare, res, std::chrono::duration<double>(Clock::now() - started).count());
       break;
     }
@@ -280,8 +351,8 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
     --active_;
     const bool keep_alive = req.keep_alive() && !draining_.load();
     res.keep_alive(keep_alive);
-    conn->stream.expires_after(std::chrono::seconds(30));
-    auto [wec, wbytes] = co_await bhttp::async_write(conn->stream, res, kNoCompletion);
+    conn->expires_after(std::chrono::seconds(30));
+    auto [wec, wbytes] = co_await bhttp::async_write(conn->socket, res, kNoCompletion);
     (void)wbytes;
     if (config_.access_log) {
       spdlog::info("{} {} -> {}", std::string_view(req.method_string()), std::string_view(req.target()),
@@ -289,8 +360,9 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
     }
     if (wec || !keep_alive) break;
   }
+  conn->deadline.store(0, std::memory_order_relaxed);
   beast::error_code ignored;
-  conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
   --open_connections_;
 }
 
@@ -449,8 +521,8 @@ awaitable<Response> Server::handle_publish(const Request& req) {
   const auto sent = Clock::now();
   // The publishers enforce the ack timeout themselves; the guard adds a little grace so their own,
   // more precise verdict normally wins.
-  broker::PublishResult result = co_await async_publish(
-      publisher_, std::move(event), config_.publish_timeout + std::chrono::milliseconds(250), use_awaitable);
+  broker::PublishResult result =
+      co_await async_publish(std::move(event), config_.publish_timeout + std::chrono::milliseconds(250), use_awaitable);
   ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
   const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   publishes_[static_cast<std::size_t>(cmd_topic)][static_cast<std::size_t>(result.status)]->inc();
@@ -513,8 +585,11 @@ void Server::shutdown(std::function<void(std::size_t)> done) {
     std::lock_guard lock(connections_mutex_);
     for (auto& w : connections_) {
       if (auto conn = w.lock()) {
-        asio::post(conn->stream.get_executor(), [conn] {
-          if (!conn->busy) conn->stream.cancel();
+        asio::post(conn->socket.get_executor(), [conn] {
+          if (!conn->busy) {
+            beast::error_code cancel_ec;  // a socket already closed needs no cancelling
+            conn->socket.cancel(cancel_ec);
+          }
         });
       }
     }

@@ -8,6 +8,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
@@ -49,6 +51,7 @@ class Server {
 
  private:
   struct Connection;
+  struct PublishWait;
 
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> run_session(std::shared_ptr<Connection> conn);
@@ -56,6 +59,9 @@ class Server {
   boost::asio::awaitable<Response> handle_publish(const Request& req);
   boost::asio::awaitable<Response> handle_ready(const Request& req);
   boost::asio::awaitable<void> wait_for_quiet(std::function<void(std::size_t)> done);
+  boost::asio::awaitable<void> sweep_loop();
+  template <typename Token>
+  auto async_publish(broker::OutboundEvent event, std::chrono::milliseconds deadline, Token&& token);
   /// What a request was for, as the `route` label says it.
   enum class Route : std::uint8_t { kPublish, kHealthz, kReadyz, kMetrics, kOther, kUnparsed };
   static constexpr std::size_t kRoutes = 6;
@@ -71,6 +77,9 @@ class Server {
   boost::asio::ip::tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};
+
+  std::mutex waits_mutex_;
+  std::deque<std::shared_ptr<PublishWait>> waits_;  // in deadline order
 
   std::mutex connections_mutex_;
   std::list<std::weak_ptr<Connection>> connections_;

@@ -82,9 +82,13 @@ struct Stats {
   std::vector<Answer> answers;
 };
 
+/// A plain socket: the shard's sweeper enforces the request timeout (one timer for all connections,
+/// rather than one armed and cancelled around every connect, write and read).
 struct Connection {
-  Connection(asio::io_context& io, std::size_t endpoint_index) : stream(io), endpoint(endpoint_index) {}
-  beast::tcp_stream stream;
+  Connection(asio::io_context& io, std::size_t endpoint_index) : socket(io), endpoint(endpoint_index) {}
+  tcp::socket socket;
+  Clock::time_point deadline = Clock::time_point::max();  // of the connect or exchange under way
+  bool timed_out = false;                                 // the sweeper cancelled it
   beast::flat_buffer buffer;
   std::size_t endpoint;
   bool open = false;
@@ -101,8 +105,8 @@ struct Shared {
   std::atomic<std::uint64_t> next_seq{0};  // closed loop: the next request to send, over all shards
 };
 
-TransportError classify(const beast::error_code& ec, bool connecting) {
-  if (ec == beast::error::timeout) return TransportError::kTimeout;
+TransportError classify(const beast::error_code& ec, bool connecting, bool timed_out) {
+  if (timed_out || ec == beast::error::timeout) return TransportError::kTimeout;
   if (ec == asio::error::connection_refused) return TransportError::kConnectRefused;
   if (connecting) return TransportError::kConnectFailed;
   if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe || ec == asio::error::connection_aborted) {
@@ -295,15 +299,16 @@ class Shard {
   }
 
   asio::awaitable<std::optional<TransportError>> connect(Connection& c) {
-    c.stream.expires_after(options_.timeout);
-    auto [ec] = co_await c.stream.async_connect(addresses_[c.endpoint], kTuple);
+    arm(c);
+    auto [ec] = co_await c.socket.async_connect(addresses_[c.endpoint], kTuple);
+    disarm(c);
     if (ec) {
-      c.stream.close();
-      co_return classify(ec, true);
+      beast::error_code ignored;  // it failed to open: closing is all that is left to do
+      c.socket.close(ignored);
+      co_return classify(ec, true, std::exchange(c.timed_out, false));
     }
-    c.stream.expires_never();
     beast::error_code nodelay_ec;  // without TCP_NODELAY requests still go, only later: not worth failing
-    c.stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
+    c.socket.set_option(tcp::no_delay(true), nodelay_ec);
     c.open = true;
     c.uses = 0;
     std::lock_guard lock(stats_mutex_);
@@ -315,8 +320,8 @@ class Shard {
   void close(Connection& c) {
     if (!c.open) return;
     beast::error_code ec;  // the connection is being dropped: how its shutdown went changes nothing
-    c.stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    c.stream.close();
+    c.socket.shutdown(tcp::socket::shutdown_both, ec);
+    c.socket.close(ec);
     c.buffer.consume(c.buffer.size());
     c.open = false;
     std::lock_guard lock(stats_mutex_);
@@ -330,33 +335,77 @@ class Shard {
       if (!c.open) {
         if (auto err = co_await connect(c)) co_return Outcome{0, err, {}};
       }
-      c.stream.expires_after(options_.timeout);
-      auto [wec, written] = co_await bhttp::async_write(c.stream, req, kTuple);
+      arm(c);
+      auto [wec, written] = co_await bhttp::async_write(c.socket, req, kTuple);
       (void)written;
       beast::error_code ec = wec;
       bhttp::response_parser<bhttp::string_body> parser;
       parser.body_limit(kMaxResponseBody);
       if (!ec) {
-        auto [rec, read] = co_await bhttp::async_read(c.stream, c.buffer, parser, kTuple);
+        auto [rec, read] = co_await bhttp::async_read(c.socket, c.buffer, parser, kTuple);
         (void)read;
         ec = rec;
       }
+      disarm(c);
       if (ec) {
         const bool reused = c.uses > 0;
+        const bool timed_out = std::exchange(c.timed_out, false);
         close(c);
-        if (attempt == 0 && reused && closed_while_idle(ec)) {
+        if (attempt == 0 && reused && !timed_out && closed_while_idle(ec)) {
           std::lock_guard lock(stats_mutex_);
           ++stats_.reconnects;
           continue;
         }
-        co_return Outcome{0, classify(ec, false), {}};
+        co_return Outcome{0, classify(ec, false, timed_out), {}};
       }
-      c.stream.expires_never();
       ++c.uses;
       auto res = parser.release();
       if (!res.keep_alive()) close(c);
       co_return Outcome{static_cast<int>(res.result_int()), std::nullopt, std::move(res.body())};
     }
+  }
+
+  // ---- timeouts: one sweeper per shard, running only while something is armed ----
+
+  void arm(Connection& c) {
+    c.deadline = Clock::now() + options_.timeout;
+    c.timed_out = false;
+    ++armed_;
+    if (!sweeping_) {
+      sweeping_ = true;
+      spawn(sweep());
+    }
+  }
+
+  void disarm(Connection& c) {
+    if (c.deadline == Clock::time_point::max()) return;
+    c.deadline = Clock::time_point::max();
+    --armed_;
+  }
+
+  asio::awaitable<void> sweep() {
+    // A tenth of the timeout (1 ms to 100 ms): a timeout fires at most 10% late.
+    const auto period = std::clamp<Clock::duration>(options_.timeout / 10, std::chrono::milliseconds(1),
+                                                    std::chrono::milliseconds(100));
+    asio::steady_timer timer(io_);
+    while (armed_ > 0) {
+      timer.expires_after(period);
+      co_await timer.async_wait(kTuple);
+      const auto now = Clock::now();
+      auto check = [now](Connection& c) {
+        if (c.deadline > now || c.timed_out) return;
+        c.timed_out = true;
+        beast::error_code ignored;  // cancelling a socket that is closing already changes nothing
+        c.socket.cancel(ignored);
+      };
+      for (auto& pool : pools_) {
+        for (auto& c : pool.all) check(*c);
+      }
+      for (auto& worker : workers_) {
+        for (auto& c : worker) check(*c);
+      }
+    }
+    sweeping_ = false;
   }
 
   void note_sent(std::optional<std::chrono::nanoseconds> send_delay) {
@@ -528,6 +577,8 @@ class Shard {
   std::size_t shards_;
 
   asio::steady_timer pace_timer_;
+  std::size_t armed_ = 0;  // connections with a deadline
+  bool sweeping_ = false;
   std::optional<OpenLoopQueue> queue_;
   std::vector<Pool> pools_;
   std::size_t waiting_total_ = 0;
