@@ -38,6 +38,8 @@ if ! stamp_ok "$tools/node/.pix-stamp" "$npm_want"; then
     if ! command -v npm >/dev/null 2>&1; then
         # Only when no Node.js is there at all: Debian's npm conflicts with other Node builds.
         step "apt-get install nodejs npm"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update \
+            || die "apt-get update failed"
         as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y \
             --no-install-recommends nodejs npm || die "could not install nodejs and npm"
     fi

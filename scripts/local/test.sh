@@ -5,7 +5,8 @@
 #
 # Installs what is missing, checks formatting and shell scripts, builds the debug preset (AddressSanitizer + UBSan),
 # starts Kafka and RabbitMQ if they are not running, declares the topology, and
-# runs ctest by label. Leaves the brokers running (./pix down stops them).
+# runs ctest by label; `all` and `integration` then run the benchmark smoke run and the offline
+# deployment checks (scripts/deploy/validate.sh). Leaves the brokers running (./pix down stops them).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -45,5 +46,8 @@ if [[ "$what" != unit ]]; then
     ctest --preset integration
     step "benchmark smoke run (a few seconds per target at a tiny rate, so bench/ cannot rot)"
     "$root/bench/run.py" --smoke --out "$PIX_STATE/bench-smoke"
+    # After the smoke run: it builds the release preset, which the compose check reads.
+    step "deployment checks (Dockerfiles, compose, k8s, monitoring, workflows; a real Prometheus scrape)"
+    "$root/scripts/deploy/validate.sh"
 fi
 ok "all tests passed in $(elapsed_since "$t0")s"

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Validates k8s/ offline (no cluster): exits 1 on any finding, printing what it checked.
+#
+#   scripts/deploy/check_k8s.sh
+#
+# 1. scripts/deploy/render_k8s.py --check: the generated ConfigMaps/Secrets match their sources
+#    (monitoring/**, dashboards/*.json).
+# 2. kubernetes-validate --strict against the Kubernetes schemas of each version in
+#    PIX_K8S_VERSIONS (default "1.30.0 1.37.0": the oldest release the manifests need, for the
+#    StatefulSet pod-index label, and the newest the installed kubernetes-validate knows): an
+#    unknown field fails, and so does a kind or apiVersion without a schema (kubernetes-validate
+#    only warns about those), except KEDA's, checked in step 3.
+# 3. KEDA's ScaledObject and TriggerAuthentication documents against KEDA's CRD schemas
+#    (@kubernetes-models/keda's .validate(), node), and every generated value read back with a
+#    second YAML parser (js-yaml) equals its source file.
+# 4. render_k8s.py --lint: the project's rules (resources, probes, securityContext, images, PDBs,
+#    Service selectors, NodePorts, Ingress backends, ConfigMap/Secret references, RabbitMQ
+#    passwords against definitions.json, KEDA keys and consumer groups, the Prometheus jobs; the
+#    full list is printed).
+#
+# Tools: scripts/deploy/tools.sh (kubernetes-validate in .local/tools/venv, the node modules in
+# .local/tools/node), promtool (Debian package prometheus).
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+    pix_usage "$0"
+    exit 0
+fi
+
+root="$(pix_root)"
+cd "$root"
+# render_k8s.py is imported below: leave no __pycache__ in scripts/deploy.
+export PYTHONDONTWRITEBYTECODE=1
+tools="${PIX_TOOLS:-$root/.local/tools}"
+venv_python="$tools/venv/bin/python"
+validator="$tools/venv/bin/kubernetes-validate"
+node_modules="$tools/node/node_modules"
+read -r -a k8s_versions <<<"${PIX_K8S_VERSIONS:-1.30.0 1.37.0}"
+
+[[ -x "$validator" && -x "$venv_python" ]] || die "kubernetes-validate not found in $tools/venv: run scripts/deploy/tools.sh"
+[[ -d "$node_modules/@kubernetes-models/keda" && -d "$node_modules/js-yaml" ]] \
+    || die "@kubernetes-models/keda or js-yaml missing in $node_modules: run scripts/deploy/tools.sh"
+command -v node >/dev/null 2>&1 || die "node not found: run scripts/deploy/tools.sh"
+
+failures=0
+fail() {
+    warn "$*"
+    failures=$((failures + 1))
+}
+
+mapfile -t manifests < <(find k8s -type f \( -name '*.yaml' -o -name '*.yml' \) | LC_ALL=C sort)
+((${#manifests[@]} > 0)) || die "no manifests under k8s/"
+
+# ---- 1. generated manifests up to date --------------------------------------------------------------
+step "generated ConfigMaps/Secrets match their sources (render_k8s.py --check)"
+if python3 scripts/deploy/render_k8s.py --check; then
+    ok "generated manifests are up to date"
+else
+    fail "stale or missing generated manifests (or a missing source file): see above"
+fi
+
+# ---- 2. Kubernetes schemas -------------------------------------------------------------------------
+# KEDA's kinds are validated in step 3; any other kind without a schema is an error.
+keda_kinds='keda\.sh/v1alpha1 .*kind (ScaledObject|TriggerAuthentication)|kind (ScaledObject|TriggerAuthentication) with api version keda\.sh/v1alpha1'
+for version in "${k8s_versions[@]}"; do
+    step "kubernetes-validate --strict -k $version on ${#manifests[@]} files"
+    out="$("$validator" --strict --kubernetes-version "$version" "${manifests[@]}" 2>&1)" && rc=0 || rc=$?
+    passed="$(grep -c ' passed for resource ' <<<"$out" || true)"
+    unknown="$(grep -i "couldn't find schema" <<<"$out" | grep -Ev "$keda_kinds" || true)"
+    problems="$(grep -Ev ' passed for resource |^$' <<<"$out" | grep -Eiv "couldn't find schema" || true)"
+    if ((rc != 0)) || [[ -n "$unknown" || -n "$problems" ]]; then
+        [[ -z "$problems" ]] || printf '%s\n' "$problems" | sed 's/^/    /' >&2
+        [[ -z "$unknown" ]] || printf '%s\n' "$unknown" | sed 's/^/    (no schema: a typo in kind or apiVersion?) /' >&2
+        fail "kubernetes-validate -k $version: failures above (exit $rc)"
+    else
+        ok "$passed objects valid against Kubernetes $version (KEDA objects: next step)"
+    fi
+done
+
+# ---- 3. KEDA CRDs, and a second YAML parser over the generated values --------------------------------
+step "KEDA ScaledObject/TriggerAuthentication against KEDA's CRD schemas (@kubernetes-models/keda)"
+sources_json="$(python3 -c '
+import json, sys
+sys.path.insert(0, "scripts/deploy")
+import render_k8s as r
+print(json.dumps({t: [[o.kind, o.name, "stringData" if o.secret else "data", o.sources] for o in objs]
+                  for t, objs in r.TARGETS.items()}))
+')"
+keda_script="$(cat <<'JS'
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+const base = process.env.PIX_NODE_MODULES;
+const load = (p) => import(pathToFileURL(path.join(base, p)).href);
+const yaml = (await load("js-yaml/index.js")).default;
+const { ScaledObject } = await load("@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject.js");
+const { TriggerAuthentication } = await load("@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication.js");
+const classes = { ScaledObject, TriggerAuthentication };
+const [filesJson, sourcesJson] = process.argv.slice(1);
+let failures = 0, validated = 0, compared = 0;
+for (const file of JSON.parse(filesJson)) {
+  let docs;
+  try { docs = yaml.loadAll(fs.readFileSync(file, "utf8")); }
+  catch (e) { console.error(`${file}: js-yaml cannot parse it: ${e.message}`); failures++; continue; }
+  for (const doc of docs) {
+    if (!doc || !String(doc.apiVersion || "").includes("keda.sh")) continue;
+    const id = `${file} ${doc.kind}/${(doc.metadata || {}).name}`;
+    const cls = classes[doc.kind];
+    if (!cls || doc.apiVersion !== "keda.sh/v1alpha1") {
+      console.error(`${id}: unknown KEDA kind or apiVersion ${doc.apiVersion}`); failures++; continue;
+    }
+    try { new cls(doc).validate(); validated++; }
+    catch (e) { console.error(`${id}: ${e.message}`); failures++; }
+  }
+}
+for (const [target, objs] of Object.entries(JSON.parse(sourcesJson))) {
+  if (!fs.existsSync(target)) continue;
+  const docs = yaml.loadAll(fs.readFileSync(target, "utf8")).filter(Boolean);
+  for (const [kind, name, field, sources] of objs) {
+    const doc = docs.find((d) => d.kind === kind && d.metadata && d.metadata.name === name);
+    for (const [key, src] of sources) {
+      if (!fs.existsSync(src)) continue;
+      compared++;
+      if (!doc || !doc[field] || doc[field][key] !== fs.readFileSync(src, "utf8")) {
+        console.error(`${target}: ${name}/${key} does not read back (js-yaml) as ${src}`); failures++;
+      }
+    }
+  }
+}
+console.log(`${validated} KEDA object(s) valid; ${compared} generated value(s) read back equal to their sources`);
+process.exit(failures ? 1 : 0);
+JS
+)"
+files_json="$(printf '%s\n' "${manifests[@]}" | python3 -c 'import json, sys; print(json.dumps(sys.stdin.read().split()))')"
+if PIX_NODE_MODULES="$node_modules" node --input-type=module -e "$keda_script" "$files_json" "$sources_json"; then
+    ok "KEDA objects valid; generated values parse back to their sources"
+else
+    fail "KEDA validation or js-yaml read-back failed: see above"
+fi
+
+# ---- 4. project rules ------------------------------------------------------------------------------
+step "project rules (render_k8s.py --lint)"
+if "$venv_python" scripts/deploy/render_k8s.py --lint; then
+    ok "project rules hold"
+else
+    fail "project rules: see the problems above"
+fi
+
+if ((failures > 0)); then
+    die "check_k8s: $failures check(s) failed"
+fi
+ok "check_k8s: all checks passed"
