@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "pix/amqp/topology.hpp"
+#include "pix/amqp/connection.hpp"
 
 // I/O model. rabbitmq-c does the handshake and the setup RPCs; after that this file owns the
 // socket. Frames are encoded with rabbitmq-c's public encoders into one buffer and written with
@@ -73,19 +73,6 @@ constexpr char kAppId[] = "pix-pubsub";
 constexpr std::size_t kFrameHeaderSize = 7;
 constexpr std::size_t kFrameOverhead = kFrameHeaderSize + 1;
 constexpr std::uint8_t kFrameEnd = 0xCE;
-
-amqp_bytes_t bytes_of(std::string_view s) noexcept {
-  amqp_bytes_t b;
-  b.len = s.size();
-  // rabbitmq-c only reads through this pointer; its struct is just not const-correct.
-  b.bytes = const_cast<char*>(s.data());
-  return b;
-}
-
-std::string string_of(amqp_bytes_t b) {
-  if (b.len == 0) return {};
-  return {static_cast<const char*>(b.bytes), b.len};
-}
 
 bool same_bytes(amqp_bytes_t b, std::string_view s) noexcept {
   return b.len == s.size() && (s.empty() || std::string_view{static_cast<const char*>(b.bytes), b.len} == s);

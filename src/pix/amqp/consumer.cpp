@@ -6,24 +6,15 @@
 
 #include <thread>
 
-#include "pix/amqp/topology.hpp"
+#include "pix/amqp/connection.hpp"
 
 namespace pix::amqp {
 namespace {
 
 constexpr amqp_channel_t kChannel = 1;
 
-amqp_bytes_t bytes_of(std::string_view s) noexcept {
-  amqp_bytes_t b;
-  b.len = s.size();
-  // rabbitmq-c only reads through this pointer; its struct is just not const-correct.
-  b.bytes = const_cast<char*>(s.data());
-  return b;
-}
-
-std::string string_of(amqp_bytes_t b) {
-  return b.len == 0 ? std::string() : std::string(static_cast<const char*>(b.bytes), b.len);
-}
+using detail::bytes_of;
+using detail::string_of;
 
 std::string rpc_error(amqp_connection_state_t conn, std::string_view what) {
   const amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);

@@ -9,11 +9,6 @@
 
 #include "pix/amqp/url.hpp"
 
-// rabbitmq-c's handle types, declared here so that this header does not drag <amqp.h> into
-// every user of the topology functions.
-struct amqp_connection_state_t_;
-struct amqp_rpc_reply_t_;
-
 namespace pix::amqp {
 
 /// @brief What declare_topology() builds. The defaults are the production topology.
@@ -67,24 +62,4 @@ AmqpOpResult delete_queue(const AmqpUrl& url, std::string_view name,
 /// @brief Deletes every exchange and queue declare_topology(options) creates. For tests.
 AmqpOpResult delete_topology(const AmqpUrl& url, const TopologyOptions& options);
 
-namespace detail {
-
-/// @brief A logged-in rabbitmq-c connection, or why there is none. Shared with the publisher.
-struct OpenedConnection {
-  amqp_connection_state_t_* conn = nullptr;
-  std::string error;
-};
-
-/// Connects and logs in, every step bounded by `timeout` (rabbitmq-c would otherwise wait for
-/// the kernel's TCP timeout). Asks for `connection.blocked` notifications.
-OpenedConnection open_connection(const AmqpUrl& url, std::chrono::milliseconds timeout, int heartbeat_s,
-                                 std::string_view connection_name);
-
-/// Closes politely (bounded by the connection's RPC timeout) and frees the connection.
-void close_connection(amqp_connection_state_t_* conn) noexcept;
-
-/// A one-line description of a failed rabbitmq-c RPC, including the broker's reply code and text.
-std::string describe_rpc_reply(const amqp_rpc_reply_t_& reply);
-
-}  // namespace detail
 }  // namespace pix::amqp

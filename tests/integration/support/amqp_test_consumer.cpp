@@ -7,6 +7,7 @@
 #include <iostream>
 #include <utility>
 
+#include "pix/amqp/connection.hpp"
 #include "pix/util/random_id.hpp"
 
 namespace pix::test {
@@ -17,17 +18,8 @@ using Clock = std::chrono::steady_clock;
 constexpr amqp_channel_t kChannel = 1;
 constexpr std::chrono::milliseconds kTimeout{5000};
 
-amqp_bytes_t bytes_of(std::string_view s) noexcept {
-  amqp_bytes_t b;
-  b.len = s.size();
-  b.bytes = const_cast<char*>(s.data());
-  return b;
-}
-
-std::string string_of(amqp_bytes_t b) {
-  if (b.len == 0) return {};
-  return {static_cast<const char*>(b.bytes), b.len};
-}
+using amqp::detail::bytes_of;
+using amqp::detail::string_of;
 
 std::string check_rpc(amqp_connection_state_t conn, std::string_view what) {
   const amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);

@@ -13,6 +13,8 @@
 #include "pix/amqp/topology.hpp"
 #include "pix/amqp/url.hpp"
 
+struct amqp_connection_state_t_;  // rabbitmq-c's handle, so that <amqp.h> stays out of the tests
+
 namespace pix::test {
 
 /// @brief The RabbitMQ the integration tests run against.
