@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
 
   auto* topology = app.add_subcommand("topology", "create the five topics and the `pix` exchange with its queues");
   pix::util::add_kafka_bootstrap_option(*topology, bootstrap);
+  std::vector<std::string> kafka_options;
+  pix::util::add_kafka_options_option(*topology, kafka_options);
   pix::util::add_rabbit_url_option(*topology, rabbit_url);
   topology->add_option("--exchange", exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
   topology->add_option("--partitions", partitions, "partitions per topic")
@@ -84,6 +86,12 @@ int main(int argc, char** argv) {
   }
 
   int failures = 0;
+  std::string option_error;
+  const auto kafka_properties = pix::util::parse_kafka_options(kafka_options, option_error);
+  if (!kafka_properties) {
+    std::fprintf(stderr, "pix-admin: %s\n", option_error.c_str());
+    return 2;
+  }
   if (!skip_kafka) {
     std::vector<std::string> names(pix::domain::kTopicNames.begin(), pix::domain::kTopicNames.end());
     names.emplace_back(pix::saga::kDeadLetterTopic);  // poison records from the saga stages
@@ -99,12 +107,13 @@ int main(int argc, char** argv) {
       if (remove) {
         std::vector<std::string> doomed;
         for (const auto& spec : specs) doomed.push_back(spec.name);
-        pix::kafka::delete_topics(bootstrap, doomed);
+        pix::kafka::delete_topics(bootstrap, doomed, std::chrono::seconds(30), *kafka_properties);
         for (const auto& t : doomed) std::printf("kafka    topic     %-24s deleted\n", t.c_str());
         specs.clear();
       }
       for (const auto& o :
-           specs.empty() ? std::vector<pix::kafka::TopicOutcome>{} : pix::kafka::create_topics(bootstrap, specs)) {
+           specs.empty() ? std::vector<pix::kafka::TopicOutcome>{}
+                         : pix::kafka::create_topics(bootstrap, specs, std::chrono::seconds(30), *kafka_properties)) {
         std::printf("kafka    topic     %-24s %s\n", o.name.c_str(), o.status.c_str());
         if (!o.ok) ++failures;
       }

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> topics{"pix.payment.requested"};
   auto* kafka = app.add_subcommand("kafka", "consume Kafka topics in a consumer group, committing what was printed");
   pix::util::add_kafka_bootstrap_option(*kafka, bootstrap);
+  std::vector<std::string> kafka_options;
+  pix::util::add_kafka_options_option(*kafka, kafka_options);
   kafka->add_option("--group", group, "consumer group")->capture_default_str();
   kafka->add_option("--topics", topics, "topics (space or comma separated; 'all' for the five)")
       ->delimiter(',')
@@ -62,8 +64,15 @@ int main(int argc, char** argv) {
       if (topics.size() == 1 && topics[0] == "all") {
         topics.assign(pix::domain::kTopicNames.begin(), pix::domain::kTopicNames.end());
       }
+      std::string option_error;
+      auto properties = pix::util::parse_kafka_options(kafka_options, option_error);
+      if (!properties) {
+        std::fprintf(stderr, "pix-tail: %s\n", option_error.c_str());
+        return 2;
+      }
       pix::kafka::ConsumerOptions o;
       o.bootstrap_servers = bootstrap;
+      o.extra = std::move(*properties);
       o.group_id = group;
       o.topics = topics;
       o.client_id = "pix-tail";

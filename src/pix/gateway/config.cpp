@@ -70,9 +70,7 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
   util::add_topic_prefix_option(app, c.topic_prefix);
-  app.add_option("--kafka-option", kafka_options, "extra librdkafka property key=value (repeatable; SASL, TLS...)")
-      ->envname("PIX_KAFKA_OPTIONS")
-      ->delimiter(',');
+  util::add_kafka_options_option(app, kafka_options);
   util::add_rabbit_url_option(app, c.rabbit_url);
   app.add_option("--exchange", c.exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
   util::add_log_options(app, c.log_level, c.log_format);
@@ -94,13 +92,10 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
   c.idle_timeout = std::chrono::seconds(idle_timeout_s);
   c.idempotency_window = std::chrono::seconds(window_s);
   if (c.source.empty()) c.source = "/pix-pubsub/" + c.service_name();
-  for (const auto& kv : kafka_options) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return ParseExit{2, "--kafka-option expects key=value, got '" + kv + "'\n"};
-    }
-    c.kafka_options[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  std::string error;
+  auto properties = util::parse_kafka_options(kafka_options, error);
+  if (!properties) return ParseExit{2, error + "\n"};
+  c.kafka_options = std::move(*properties);
   return c;
 }
 

@@ -119,8 +119,8 @@ std::vector<TopicOutcome> create_topics(const std::string& bootstrap, const std:
 }
 
 void delete_topics(const std::string& bootstrap, const std::vector<std::string>& names,
-                   std::chrono::milliseconds timeout) {
-  auto h = connect(bootstrap, {});
+                   std::chrono::milliseconds timeout, const std::map<std::string, std::string>& extra) {
+  auto h = connect(bootstrap, extra);
   std::vector<rd_kafka_DeleteTopic_t*> specs;
   for (const auto& n : names) specs.push_back(rd_kafka_DeleteTopic_new(n.c_str()));
   rd_kafka_queue_t* q = rd_kafka_queue_new(h->rk);

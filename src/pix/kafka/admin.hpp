@@ -30,7 +30,8 @@ std::vector<TopicOutcome> create_topics(const std::string& bootstrap, const std:
 
 /// Delete topics (missing ones are fine). For tests and teardown.
 void delete_topics(const std::string& bootstrap, const std::vector<std::string>& names,
-                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
+                   std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                   const std::map<std::string, std::string>& extra = {});
 
 /// Number of brokers the cluster reports; throws when unreachable.
 int broker_count(const std::string& bootstrap, std::chrono::milliseconds timeout = std::chrono::seconds(10),

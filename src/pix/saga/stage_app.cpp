@@ -27,6 +27,7 @@ std::atomic<bool> g_stop{false};
 struct StageConfig {
   std::string name;
   std::string kafka_bootstrap = "127.0.0.1:9092";
+  std::vector<std::string> kafka_options;  ///< --kafka-option key=value (SASL, TLS...)
   std::string topic_prefix;
   std::string group;
   std::string instance_id;
@@ -174,6 +175,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
   c.group = c.name;
   CLI::App app{"pix-" + c.name + ": a stage of the PIX payment saga (at-least-once, idempotent effects)"};
   util::add_kafka_bootstrap_option(app, c.kafka_bootstrap);
+  util::add_kafka_options_option(app, c.kafka_options);
   util::add_topic_prefix_option(app, c.topic_prefix);
   app.add_option("--group", c.group, "Kafka consumer group")->envname("PIX_GROUP")->capture_default_str();
   app.add_option("--instance-id", c.instance_id,
@@ -224,6 +226,12 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
         ->capture_default_str();
   }
   CLI11_PARSE(app, argc, argv);
+  std::string option_error;
+  const auto kafka_properties = util::parse_kafka_options(c.kafka_options, option_error);
+  if (!kafka_properties) {
+    std::fprintf(stderr, "%s\n", option_error.c_str());
+    return 2;
+  }
   telemetry::setup_logging(c.name, c.log_level, c.log_format);
   std::signal(SIGTERM, [](int) { g_stop = true; });
   std::signal(SIGINT, [](int) { g_stop = true; });
@@ -233,6 +241,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     telemetry::register_build_info(metrics, c.name);
     kafka::ProducerOptions po;
     po.bootstrap_servers = c.kafka_bootstrap;
+    po.extra = *kafka_properties;
     po.client_id = c.name;
     po.ack_timeout = std::chrono::seconds(10);
     po.max_in_flight = 50000;
@@ -258,6 +267,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     so.name = c.name;
     so.dead_letter_topic = c.topic_prefix + std::string(kDeadLetterTopic);
     so.consumer.bootstrap_servers = c.kafka_bootstrap;
+    so.consumer.extra = *kafka_properties;
     so.consumer.group_id = c.group;
     so.consumer.instance_id = c.instance_id;
     Handler handler;

@@ -3,7 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace pix::util {
 
@@ -24,6 +27,29 @@ inline CLI::Option* add_kafka_bootstrap_option(CLI::App& app, std::string& boots
   return app.add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")
       ->envname("PIX_KAFKA_BOOTSTRAP")
       ->capture_default_str();
+}
+
+/// `--kafka-option key=value`, repeatable (PIX_KAFKA_OPTIONS, comma-separated): any librdkafka
+/// property, for SASL and TLS (e.g. security.protocol=SASL_SSL sasl.mechanism=SCRAM-SHA-512).
+inline CLI::Option* add_kafka_options_option(CLI::App& app, std::vector<std::string>& options) {
+  return app.add_option("--kafka-option", options, "extra librdkafka property key=value (repeatable; SASL, TLS...)")
+      ->envname("PIX_KAFKA_OPTIONS")
+      ->delimiter(',');
+}
+
+/// The `--kafka-option` values as a property map; nullopt (and `error` set) for one without '='.
+inline std::optional<std::map<std::string, std::string>> parse_kafka_options(const std::vector<std::string>& options,
+                                                                             std::string& error) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : options) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      error = "--kafka-option expects key=value, got '" + kv + "'";
+      return std::nullopt;
+    }
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
 }
 
 /// `--rabbit-url` (PIX_RABBIT_URL).
