@@ -322,6 +322,28 @@ TEST(LoadEngine, StopFlagEndsTheRunEarly) {
   EXPECT_LT(r.elapsed, 30s);
 }
 
+TEST(LoadEngine, OpenLoopWithNoLimitRunsUntilStopped) {
+  // What `pix-sim payments --duration 0` does (compose's sim profile): no duration, no count.
+  TestServer server;
+  auto o = options_for(server);
+  o.mode = LoadOptions::Mode::kOpenLoop;
+  o.rate = 500;
+  o.duration = 0s;
+  o.count = 0;
+  std::atomic<bool> stop{false};
+  o.stop = &stop;
+  std::thread stopper([&] {
+    while (server.requests() < 50) std::this_thread::sleep_for(5ms);
+    stop = true;
+  });
+  const LoadResult r = pix::sim::run_load(o, fixed_body());
+  stopper.join();
+  EXPECT_TRUE(r.stopped_early);
+  EXPECT_GE(r.completed, 50u);
+  EXPECT_EQ(r.completed, r.sent);
+  EXPECT_EQ(r.transport_errors(), 0u);
+}
+
 TEST(LoadEngine, TwoThreadsShareTheWorkExactly) {
   TestServer server;
   auto o = options_for(server);

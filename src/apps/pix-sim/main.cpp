@@ -85,9 +85,10 @@ void add_run_flags(CLI::App& cmd, RunFlags& f, const std::string& default_url) {
                  "closed loop: requests in flight; open loop: connections opened before the start")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  f.duration_option = cmd.add_option("--duration", f.duration, "how long to send (10s, 500ms, 2m); 0 = no limit")
-                          ->check(kDurationValidator)
-                          ->capture_default_str();
+  f.duration_option =
+      cmd.add_option("--duration", f.duration, "how long to send (10s, 500ms, 2m); 0 = until Ctrl-C or SIGTERM")
+          ->check(kDurationValidator)
+          ->capture_default_str();
   cmd.add_option("--count", f.count, "requests to send (then stop; no time limit unless --duration is given)");
   cmd.add_option("--timeout-ms", f.timeout_ms, "per request, connect included")
       ->check(CLI::Range(1, 3600000))
@@ -119,9 +120,10 @@ sim::LoadOptions load_options(const RunFlags& f, std::vector<sim::Endpoint> endp
   o.max_connections = std::max(f.max_connections, f.concurrency);
   o.count = f.count;
   // --count alone sends that many, however long it takes; with --duration, whichever ends first.
+  // --duration 0 without --count runs until Ctrl-C or SIGTERM (a simulator left running, as in
+  // docker compose's `sim` profile), then prints the summary as usual.
   o.duration =
       (f.count > 0 && f.duration_option->count() == 0) ? std::chrono::nanoseconds(0) : *sim::parse_duration(f.duration);
-  if (o.count == 0 && o.duration.count() == 0) throw BadArguments("give --duration or --count (or both)");
   o.timeout = std::chrono::milliseconds(f.timeout_ms);
   o.io_threads = f.threads;
   o.progress = !f.no_progress;
