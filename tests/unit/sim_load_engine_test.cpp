@@ -127,6 +127,14 @@ LoadOptions options_for(const TestServer& server) {
   return o;
 }
 
+/// Sets `stop` once the server has seen `requests` requests (as Ctrl-C would, mid-run).
+std::thread stop_after(const TestServer& server, int requests, std::atomic<bool>& stop) {
+  return std::thread([&server, requests, &stop] {
+    while (server.requests() < requests) std::this_thread::sleep_for(5ms);
+    stop = true;
+  });
+}
+
 pix::sim::RequestSource fixed_body() {
   return [](std::uint64_t) { return RequestSpec{0, "/kafka", R"({"topic":"pix.payment.requested"})", {}, "load"}; };
 }
@@ -310,10 +318,7 @@ TEST(LoadEngine, StopFlagEndsTheRunEarly) {
   o.duration = 60s;
   std::atomic<bool> stop{false};
   o.stop = &stop;
-  std::thread stopper([&] {
-    while (server.requests() < 20) std::this_thread::sleep_for(5ms);
-    stop = true;
-  });
+  std::thread stopper = stop_after(server, 20, stop);
   const LoadResult r = pix::sim::run_load(o, fixed_body());
   stopper.join();
   EXPECT_TRUE(r.stopped_early);
@@ -332,10 +337,7 @@ TEST(LoadEngine, OpenLoopWithNoLimitRunsUntilStopped) {
   o.count = 0;
   std::atomic<bool> stop{false};
   o.stop = &stop;
-  std::thread stopper([&] {
-    while (server.requests() < 50) std::this_thread::sleep_for(5ms);
-    stop = true;
-  });
+  std::thread stopper = stop_after(server, 50, stop);
   const LoadResult r = pix::sim::run_load(o, fixed_body());
   stopper.join();
   EXPECT_TRUE(r.stopped_early);
