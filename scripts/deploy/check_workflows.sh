@@ -17,12 +17,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
-case "${1:-}" in
-    -h | --help)
-        pix_usage "${BASH_SOURCE[0]}"
-        exit 0
-        ;;
-esac
+pix_help_if_asked "$@"
 
 root="$(pix_root)"
 cd "$root"

@@ -16,6 +16,8 @@
 #   shell        `shellcheck -x` on every script under scripts/
 #   workflows    scripts/deploy/check_workflows.sh (GitHub Actions)
 #   compose      scripts/deploy/check_compose.sh (docker-compose.yaml, Dockerfiles)
+#   commands     scripts/deploy/check_commands.sh (compose's and k8s' pix-* command lines and
+#                PIX_* variables against each program's --help)
 #   k8s          scripts/deploy/check_k8s.sh (k8s/ against the Kubernetes and KEDA schemas)
 #   monitoring   scripts/deploy/check_monitoring.sh (promtool, amtool, dashboards' metrics)
 #   scrape       scripts/deploy/prometheus_scrape_check.sh (a real Prometheus scrapes the APIs)
@@ -31,7 +33,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 root="$(pix_root)"
 cd "$root"
 
-all_checks=(tools yaml json shell workflows compose k8s monitoring scrape)
+all_checks=(tools yaml json shell workflows compose commands k8s monitoring scrape)
 
 describe() {
     case "$1" in
@@ -41,6 +43,7 @@ describe() {
         shell) echo "shellcheck -x (every scripts/**/*.sh)" ;;
         workflows) echo "scripts/deploy/check_workflows.sh" ;;
         compose) echo "scripts/deploy/check_compose.sh" ;;
+        commands) echo "scripts/deploy/check_commands.sh" ;;
         k8s) echo "scripts/deploy/check_k8s.sh" ;;
         monitoring) echo "scripts/deploy/check_monitoring.sh" ;;
         scrape) echo "scripts/deploy/prometheus_scrape_check.sh" ;;

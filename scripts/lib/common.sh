@@ -81,6 +81,16 @@ pix_usage() {
     awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1"
 }
 
+# pix_help_if_asked "$@": on -h or --help, print the calling script's leading comment and exit 0.
+pix_help_if_asked() {
+    case "${1:-}" in
+        -h | --help)
+            pix_usage "${BASH_SOURCE[1]}"
+            exit 0
+            ;;
+    esac
+}
+
 # ---- time -------------------------------------------------------------------
 
 now_us() {
