@@ -209,9 +209,9 @@ void Server::start() {
 /// the sweeper: waits are queued in deadline order (all use the same delay), so no timer is armed
 /// and cancelled per request.
 template <typename Token>
-auto Server::async_publish(broker::OutboundEvent event, std::chrono::milliseconds deadline, Token&& token) {
+auto Server::async_publish(broker::OutboundEvent event, Token&& token) {
   return asio::async_initiate<Token, void(broker::PublishResult)>(
-      [this, deadline](auto handler, broker::OutboundEvent ev) {
+      [this](auto handler, broker::OutboundEvent ev) {
         using Handler = decltype(handler);
         struct Wait final : PublishWait {
           explicit Wait(Handler h) : handler(std::move(h)) {}
@@ -222,7 +222,7 @@ auto Server::async_publish(broker::OutboundEvent event, std::chrono::millisecond
           Handler handler;
         };
         auto wait = std::make_shared<Wait>(std::move(handler));
-        wait->deadline = Clock::now() + deadline;
+        wait->deadline = Clock::now() + publish_guard();
         {
           std::lock_guard lock(waits_mutex_);
           waits_.push_back(wait);
@@ -257,12 +257,11 @@ asio::awaitable<void> Server::sweep_loop() {
     }
     for (auto& w : expired) {
       auto* raw = w.get();
-      const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(config_.publish_timeout) +
-                        std::chrono::milliseconds(250);
-      raw->complete(std::move(w), broker::PublishResult{broker::PublishStatus::kTimedOut,
-                                                        "no broker verdict within " + std::to_string(late.count()) +
-                                                            " ms (the event may have been stored)",
-                                                        -1, -1});
+      raw->complete(std::move(w),
+                    broker::PublishResult{broker::PublishStatus::kTimedOut,
+                                          "no broker verdict within " + std::to_string(publish_guard().count()) +
+                                              " ms (the event may have been stored)",
+                                          -1, -1});
     }
     // Reads and writes past their deadline (idle keep-alive, a client that stopped reading): once a
     // second is precise enough for timeouts counted in seconds.
@@ -519,10 +518,7 @@ awaitable<Response> Server::handle_publish(const Request& req) {
       make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, broker::now_epoch_ms());
   if (config_.broker == BrokerKind::kKafka) event.topic.insert(0, config_.topic_prefix);
   const auto sent = Clock::now();
-  // The publishers enforce the ack timeout themselves; the guard adds a little grace so their own,
-  // more precise verdict normally wins.
-  broker::PublishResult result =
-      co_await async_publish(std::move(event), config_.publish_timeout + std::chrono::milliseconds(250), use_awaitable);
+  broker::PublishResult result = co_await async_publish(std::move(event), use_awaitable);
   ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
   const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   publishes_[static_cast<std::size_t>(cmd_topic)][static_cast<std::size_t>(result.status)]->inc();

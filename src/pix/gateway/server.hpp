@@ -61,7 +61,13 @@ class Server {
   boost::asio::awaitable<void> wait_for_quiet(std::function<void(std::size_t)> done);
   boost::asio::awaitable<void> sweep_loop();
   template <typename Token>
-  auto async_publish(broker::OutboundEvent event, std::chrono::milliseconds deadline, Token&& token);
+  auto async_publish(broker::OutboundEvent event, Token&& token);
+  /// How long a request waits for a verdict before 504: the publishers enforce the ack timeout
+  /// themselves, and this adds a little grace so that their own, more precise verdict normally wins.
+  std::chrono::milliseconds publish_guard() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(config_.publish_timeout) +
+           std::chrono::milliseconds(250);
+  }
   /// What a request was for, as the `route` label says it.
   enum class Route : std::uint8_t { kPublish, kHealthz, kReadyz, kMetrics, kOther, kUnparsed };
   static constexpr std::size_t kRoutes = 6;

@@ -106,7 +106,7 @@ struct Shared {
 };
 
 TransportError classify(const beast::error_code& ec, bool connecting, bool timed_out) {
-  if (timed_out || ec == beast::error::timeout) return TransportError::kTimeout;
+  if (timed_out) return TransportError::kTimeout;  // the shard's sweeper cancelled it
   if (ec == asio::error::connection_refused) return TransportError::kConnectRefused;
   if (connecting) return TransportError::kConnectFailed;
   if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe || ec == asio::error::connection_aborted) {
@@ -368,9 +368,9 @@ class Shard {
   // ---- timeouts: one sweeper per shard, running only while something is armed ----
 
   void arm(Connection& c) {
+    if (c.deadline == Clock::time_point::max()) ++armed_;  // re-arming moves the deadline only
     c.deadline = Clock::now() + options_.timeout;
     c.timed_out = false;
-    ++armed_;
     if (!sweeping_) {
       sweeping_ = true;
       spawn(sweep());
