@@ -16,8 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include "pix/amqp/client_flags.hpp"
 #include "pix/amqp/confirm_publisher.hpp"
 #include "pix/broker/cloud_event.hpp"
+#include "pix/kafka/client_flags.hpp"
 #include "pix/kafka/producer.hpp"
 #include "pix/sim/histogram.hpp"
 #include "pix/sim/load_engine.hpp"
@@ -49,13 +51,14 @@ double cpu_seconds() {
 
 int main(int argc, char** argv) {
   CLI::App app{"pix-ceiling: the client library's own ceiling, measured like the gateway"};
-  std::string broker = "kafka", bootstrap = "127.0.0.1:9092", rabbit = "amqp://guest:guest@127.0.0.1:5672/",
-              exchange = "pix", duration = "10s";
+  std::string broker = "kafka", exchange = "pix", duration = "10s";
+  pix::kafka::ClientFlags kafka_flags;
+  pix::amqp::ClientFlags rabbit_flags;
   double rate = 1000;
   bool as_json = false;
   app.add_option("--broker", broker, "kafka or rabbit")->check(CLI::IsMember({"kafka", "rabbit"}));
-  pix::util::add_kafka_bootstrap_option(app, bootstrap);
-  pix::util::add_rabbit_url_option(app, rabbit);
+  pix::kafka::add_client_flags(app, kafka_flags);
+  pix::amqp::add_client_flags(app, rabbit_flags);
   app.add_option("--exchange", exchange, "RabbitMQ exchange")->capture_default_str();
   std::string topic_prefix;
   pix::util::add_topic_prefix_option(app, topic_prefix);
@@ -68,17 +71,24 @@ int main(int argc, char** argv) {
   std::unique_ptr<pix::broker::Publisher> publisher;
   std::function<bool()> ready;
   if (broker == "kafka") {
+    std::string error;
+    auto properties = pix::kafka::client_properties(kafka_flags, error);
+    if (!properties) {
+      std::fprintf(stderr, "pix-ceiling: %s\n", error.c_str());
+      return 2;
+    }
     pix::kafka::ProducerOptions o;  // the gateway's defaults: linger 5 ms, ack timeout 5 s
-    o.bootstrap_servers = bootstrap;
+    o.bootstrap_servers = kafka_flags.bootstrap;
+    o.extra = std::move(*properties);
     o.client_id = "pix-ceiling";
     auto p = std::make_unique<pix::kafka::KafkaPublisher>(o);
     auto* raw = p.get();
     ready = [raw] { return raw->broker_up(); };
     publisher = std::move(p);
   } else {
-    auto url = pix::amqp::parse_amqp_url(rabbit);
+    auto url = pix::amqp::resolve_url(rabbit_flags);
     if (!url) {
-      std::fprintf(stderr, "--rabbit-url: %s\n", url.error.c_str());
+      std::fprintf(stderr, "pix-ceiling: %s\n", url.error.c_str());
       return 2;
     }
     pix::amqp::ConfirmPublisher::Options o;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "pix/amqp/client_flags.hpp"
 #include "pix/amqp/consumer.hpp"
 #include "pix/broker/cloud_event.hpp"
 #include "pix/sim/histogram.hpp"
@@ -38,10 +39,11 @@ std::int64_t parse_rfc3339_ms(const std::string& s) {
 
 int main(int argc, char** argv) {
   CLI::App app{"pix-saga-probe: end-to-end latency of the saga, requested -> notification.sent"};
-  std::string rabbit = "amqp://guest:guest@127.0.0.1:5672/", exchange = "pix", duration = "60s";
+  std::string exchange = "pix", duration = "60s";
+  pix::amqp::ClientFlags rabbit_flags;
   double idle_exit_s = 10;
   bool as_json = false;
-  pix::util::add_rabbit_url_option(app, rabbit);
+  pix::amqp::add_client_flags(app, rabbit_flags);
   app.add_option("--exchange", exchange, "exchange the notifier publishes to")->capture_default_str();
   app.add_option("--duration", duration, "listen at most this long")->capture_default_str();
   app.add_option("--idle-exit-s", idle_exit_s, "stop once nothing arrived for this long (after the first)")
@@ -50,9 +52,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   pix::telemetry::setup_logging("pix-saga-probe", "warn", "text");
 
-  auto url = pix::amqp::parse_amqp_url(rabbit);
+  auto url = pix::amqp::resolve_url(rabbit_flags);
   if (!url) {
-    std::fprintf(stderr, "--rabbit-url: %s\n", url.error.c_str());
+    std::fprintf(stderr, "pix-saga-probe: %s\n", url.error.c_str());
     return 2;
   }
   pix::amqp::ConsumerOptions o;

@@ -74,9 +74,19 @@ TEST(AmqpUrl, Ipv6HostInBrackets) {
   EXPECT_EQ(parse_ok("amqp://[fe80::1]").port, 5672);
 }
 
+TEST(AmqpUrl, AmqpsMeansTlsOnPort5671) {
+  const AmqpUrl url = parse_ok("amqps://notifier@127.0.0.1/");
+  EXPECT_TRUE(url.tls);
+  EXPECT_EQ(url.port, 5671);
+  EXPECT_EQ(url.user, "notifier");
+  EXPECT_EQ(parse_ok("amqps://u:p@h:6671/v").port, 6671);
+  EXPECT_FALSE(parse_ok("amqp://h/").tls);
+  EXPECT_EQ(parse_ok("amqps://u:secret@h/").redacted(), "amqps://u:***@h:5671/%2F");
+}
+
 TEST(AmqpUrl, RejectsOtherSchemes) {
   EXPECT_NE(parse_error("http://h:5672/").find("amqp://"), std::string::npos);
-  EXPECT_NE(parse_error("amqps://h:5671/").find("TLS"), std::string::npos);
+  EXPECT_NE(parse_error("amqps://h:5671/?cacertfile=x").find("query"), std::string::npos);
   parse_error("");
   parse_error("h:5672");
 }

@@ -33,7 +33,7 @@ TEST(GatewayConfig, RabbitDefaultsToPort5001) {
 
 TEST(GatewayConfig, FlagsOverrideDefaults) {
   auto r = parse({"--port", "0", "--publish-timeout-ms", "250", "--max-body-bytes", "1024", "--kafka-option",
-                  "compression.type=lz4", "--kafka-option", "acks=all"});
+                  "compression.type=lz4", "--kafka-option", "socket.timeout.ms=20000"});
   ASSERT_TRUE(std::holds_alternative<GatewayConfig>(r));
   const auto& c = std::get<GatewayConfig>(r);
   EXPECT_EQ(c.port, 0);

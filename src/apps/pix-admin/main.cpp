@@ -5,10 +5,13 @@
 #include <memory>
 #include <string>
 
+#include "pix/amqp/client_flags.hpp"
 #include "pix/amqp/topology.hpp"
 #include "pix/amqp/url.hpp"
 #include "pix/domain/topics.hpp"
+#include "pix/kafka/acls.hpp"
 #include "pix/kafka/admin.hpp"
+#include "pix/kafka/client_flags.hpp"
 #include "pix/saga/handlers.hpp"
 #include "pix/saga/report.hpp"
 
@@ -16,18 +19,16 @@ int main(int argc, char** argv) {
   CLI::App app{"pix-admin: declares the PIX topology on Kafka and RabbitMQ (safe to run again)"};
   app.require_subcommand(1);
 
-  std::string bootstrap = "127.0.0.1:9092";
-  std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/";
+  pix::kafka::ClientFlags kafka_flags;
+  pix::amqp::ClientFlags rabbit_flags;
   std::string exchange = "pix";
   int partitions = 3;
   int replication = -1;
   bool skip_kafka = false, skip_rabbit = false;
 
   auto* topology = app.add_subcommand("topology", "create the five topics and the `pix` exchange with its queues");
-  pix::util::add_kafka_bootstrap_option(*topology, bootstrap);
-  std::vector<std::string> kafka_options;
-  pix::util::add_kafka_options_option(*topology, kafka_options);
-  pix::util::add_rabbit_url_option(*topology, rabbit_url);
+  pix::kafka::add_client_flags(*topology, kafka_flags);
+  pix::amqp::add_client_flags(*topology, rabbit_flags);
   topology->add_option("--exchange", exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
   topology->add_option("--partitions", partitions, "partitions per topic")
       ->envname("PIX_TOPIC_PARTITIONS")
@@ -43,6 +44,12 @@ int main(int argc, char** argv) {
   topology->add_option("--queue-prefix", queue_prefix, "prefix of the RabbitMQ queue names (an isolated copy)")
       ->envname("PIX_QUEUE_PREFIX");
   topology->add_flag("--delete", remove, "delete these topics, exchanges and queues instead (their data too)");
+  bool acls = false;
+  topology
+      ->add_flag("--kafka-acls", acls,
+                 "also declare each component's least-privilege ACLs (a cluster with an authorizer; "
+                 "see README Security)")
+      ->envname("PIX_KAFKA_ACLS");
   topology->add_flag("--skip-kafka", skip_kafka, "leave Kafka alone");
   topology->add_flag("--skip-rabbit", skip_rabbit, "leave RabbitMQ alone");
 
@@ -87,7 +94,8 @@ int main(int argc, char** argv) {
 
   int failures = 0;
   std::string option_error;
-  const auto kafka_properties = pix::util::parse_kafka_options(kafka_options, option_error);
+  const auto kafka_properties = pix::kafka::client_properties(kafka_flags, option_error);
+  const std::string& bootstrap = kafka_flags.bootstrap;
   if (!kafka_properties) {
     std::fprintf(stderr, "pix-admin: %s\n", option_error.c_str());
     return 2;
@@ -117,15 +125,22 @@ int main(int argc, char** argv) {
         std::printf("kafka    topic     %-24s %s\n", o.name.c_str(), o.status.c_str());
         if (!o.ok) ++failures;
       }
+      if (acls && !remove) {
+        const auto rules = pix::kafka::pix_acls(topic_prefix, pix::saga::kDeadLetterTopic);
+        for (const auto& o : pix::kafka::create_acls(bootstrap, rules, std::chrono::seconds(30), *kafka_properties)) {
+          std::printf("kafka    acl       %-60s %s\n", o.rule.describe().c_str(), o.status.c_str());
+          if (!o.ok) ++failures;
+        }
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "kafka: %s\n", e.what());
       ++failures;
     }
   }
   if (!skip_rabbit) {
-    auto url = pix::amqp::parse_amqp_url(rabbit_url);
+    auto url = pix::amqp::resolve_url(rabbit_flags);
     if (!url) {
-      std::fprintf(stderr, "--rabbit-url: %s\n", url.error.c_str());
+      std::fprintf(stderr, "pix-admin: %s\n", url.error.c_str());
       return 2;
     }
     pix::amqp::TopologyOptions opts;

@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <cstdio>
+#include <functional>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -32,8 +33,28 @@ int main(int argc, char** argv) {
     pix::gateway::Server server(io, config, *publisher, metrics);
     server.listen();
     server.start();
-    spdlog::info("{} listening on http://{}:{}{} ({})", config.service_name(), config.listen_address, server.port(),
-                 config.route(), pix::gateway::describe_broker(config));
+    spdlog::info("{} listening on {}://{}:{}{} ({})", config.service_name(), config.scheme(), config.listen_address,
+                 server.port(), config.route(), pix::gateway::describe_broker(config));
+    if (!config.auth.required) {
+      spdlog::warn(
+          "authentication is off: anyone who reaches {}:{} may publish to every topic (--auth jwt turns it on)",
+          config.listen_address, server.port());
+    } else {
+      spdlog::info("authentication: {}{}",
+                   config.auth.jwks.empty() ? "" : "bearer JWT (issuer " + config.auth.issuer + ")",
+                   config.tls.client_ca_file.empty() ? "" : " or client certificates");
+    }
+
+    // SIGHUP: take new certificate files now (they are also looked for every --tls-reload-check-s).
+    boost::asio::signal_set hangups(io, SIGHUP);
+    std::function<void()> wait_for_hangup = [&] {
+      hangups.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        server.reload_tls(true);
+        wait_for_hangup();
+      });
+    };
+    wait_for_hangup();
 
     int exit_code = 0;
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -45,6 +66,7 @@ int main(int argc, char** argv) {
           spdlog::error("drain deadline reached with {} requests still waiting for the broker", unanswered);
           exit_code = 1;
         }
+        hangups.cancel();
         io.stop();
       });
     });

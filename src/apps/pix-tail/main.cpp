@@ -7,8 +7,10 @@
 #include <csignal>
 #include <cstdio>
 
+#include "pix/amqp/client_flags.hpp"
 #include "pix/amqp/consumer.hpp"
 #include "pix/domain/topics.hpp"
+#include "pix/kafka/client_flags.hpp"
 #include "pix/kafka/consumer.hpp"
 #include "pix/saga/event_line.hpp"
 #include "pix/telemetry/logging.hpp"
@@ -33,12 +35,11 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per line instead of readable lines");
   app.add_option("--max", max_events, "stop after this many events (0: never)");
 
-  std::string bootstrap = "127.0.0.1:9092", group = "pix-group", reset = "earliest";
+  std::string group = "pix-group", reset = "earliest";
   std::vector<std::string> topics{"pix.payment.requested"};
   auto* kafka = app.add_subcommand("kafka", "consume Kafka topics in a consumer group, committing what was printed");
-  pix::util::add_kafka_bootstrap_option(*kafka, bootstrap);
-  std::vector<std::string> kafka_options;
-  pix::util::add_kafka_options_option(*kafka, kafka_options);
+  pix::kafka::ClientFlags kafka_flags;
+  pix::kafka::add_client_flags(*kafka, kafka_flags);
   kafka->add_option("--group", group, "consumer group")->capture_default_str();
   kafka->add_option("--topics", topics, "topics (space or comma separated; 'all' for the five)")
       ->delimiter(',')
@@ -47,9 +48,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"earliest", "latest"}))
       ->capture_default_str();
 
-  std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/", exchange = "pix";
+  pix::amqp::ClientFlags rabbit_flags;
+  std::string exchange = "pix";
   auto* rabbit = app.add_subcommand("rabbit", "exclusive queue bound to the five PIX routing keys of the exchange");
-  pix::util::add_rabbit_url_option(*rabbit, rabbit_url);
+  pix::amqp::add_client_flags(*rabbit, rabbit_flags);
   rabbit->add_option("--exchange", exchange, "exchange")->envname("PIX_EXCHANGE")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
@@ -65,13 +67,13 @@ int main(int argc, char** argv) {
         topics.assign(pix::domain::kTopicNames.begin(), pix::domain::kTopicNames.end());
       }
       std::string option_error;
-      auto properties = pix::util::parse_kafka_options(kafka_options, option_error);
+      auto properties = pix::kafka::client_properties(kafka_flags, option_error);
       if (!properties) {
         std::fprintf(stderr, "pix-tail: %s\n", option_error.c_str());
         return 2;
       }
       pix::kafka::ConsumerOptions o;
-      o.bootstrap_servers = bootstrap;
+      o.bootstrap_servers = kafka_flags.bootstrap;
       o.extra = std::move(*properties);
       o.group_id = group;
       o.topics = topics;
@@ -80,7 +82,7 @@ int main(int argc, char** argv) {
       o.statistics_interval_ms = 0;
       pix::kafka::KafkaConsumer consumer(o);
       std::fprintf(stderr, "following %zu topic(s) as group %s on %s; Ctrl-C to stop\n", topics.size(), group.c_str(),
-                   bootstrap.c_str());
+                   pix::kafka::describe(kafka_flags).c_str());
       while (!done()) {
         auto rec = consumer.poll(std::chrono::milliseconds(200));
         if (!rec) continue;
@@ -93,9 +95,9 @@ int main(int argc, char** argv) {
       }
       consumer.commit(true);
     } else {
-      auto url = pix::amqp::parse_amqp_url(rabbit_url);
+      auto url = pix::amqp::resolve_url(rabbit_flags);
       if (!url) {
-        std::fprintf(stderr, "--rabbit-url: %s\n", url.error.c_str());
+        std::fprintf(stderr, "pix-tail: %s\n", url.error.c_str());
         return 2;
       }
       pix::amqp::ConsumerOptions o;

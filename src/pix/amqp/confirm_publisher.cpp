@@ -431,6 +431,7 @@ class ConfirmPublisher::Impl {
         detail::open_connection(options_.url, options_.connect_timeout, heartbeat_s, options_.connection_name);
     std::string error = std::move(opened.error);
     conn_ = opened.conn;
+    ssl_ = opened.ssl;
     if (conn_ != nullptr) error = setup_channels();
     if (error.empty()) error = take_over_socket();
     if (!error.empty()) {
@@ -472,6 +473,7 @@ class ConfirmPublisher::Impl {
   /// Resets the per-connection state and moves socket I/O from rabbitmq-c to this class.
   std::string take_over_socket() {
     socket_fd_ = amqp_get_sockfd(conn_);
+    transport_ = detail::Transport(socket_fd_, ssl_);
     frame_max_ = static_cast<std::size_t>(amqp_get_frame_max(conn_));
     negotiated_heartbeat_ = std::chrono::seconds{amqp_get_heartbeat(conn_)};
     next_tag_ = 1;
@@ -589,21 +591,17 @@ class ConfirmPublisher::Impl {
   bool read_socket(Clock::time_point now) {
     for (std::size_t round = 0; round < detail::kMaxReadsPerTurn; ++round) {
       const std::size_t room = in_.size() - in_size_;
-      const ssize_t n = ::recv(socket_fd_, in_.data() + in_size_, room, MSG_DONTWAIT);
+      const long n = transport_.recv_some(in_.data() + in_size_, room);
+      if (n == 0) return true;
       if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-        loss_reason_ = std::string{"read failed: "} + std::strerror(errno);
-        return false;
-      }
-      if (n == 0) {
-        loss_reason_ = "the broker closed the TCP connection";
+        loss_reason_ = transport_.error();
         return false;
       }
       last_inbound_ = now;
       in_size_ += static_cast<std::size_t>(n);
       if (!decode_whole_frames()) return false;
-      if (static_cast<std::size_t>(n) < room) return true;
+      // A short read drained the socket; TLS hands out one record at a time, so ask it.
+      if (static_cast<std::size_t>(n) < room && !transport_.buffered()) return true;
     }
     return true;
   }
@@ -948,15 +946,14 @@ class ConfirmPublisher::Impl {
   /// Writes as much of out_ as the socket takes now.
   bool flush(Clock::time_point now) {
     while (out_.unsent_size() > 0) {
-      const ssize_t n = ::send(socket_fd_, out_.unsent(), out_.unsent_size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      const long n = transport_.send_some(out_.unsent(), out_.unsent_size());
       if (n > 0) {
         out_.consume(static_cast<std::size_t>(n));
         last_outbound_ = now;
         continue;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-      loss_reason_ = std::string{"write failed: "} + std::strerror(errno);
+      if (n == 0) return true;
+      loss_reason_ = transport_.error();
       return false;
     }
     return true;
@@ -1024,9 +1021,11 @@ class ConfirmPublisher::Impl {
     if (drain_deadline) due = std::min(due, *drain_deadline);
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
     // Rounded up so that the timer really is due when poll() returns.
-    const int timeout_ms = wait.count() <= 0 ? 0 : static_cast<int>(wait.count()) + 1;
+    // Bytes TLS already decrypted would not wake poll(): read them now.
+    const int timeout_ms = wait.count() <= 0 || transport_.buffered() ? 0 : static_cast<int>(wait.count()) + 1;
 
-    const auto socket_events = static_cast<short>(backed_up ? POLLIN | POLLOUT : POLLIN);
+    const auto socket_events =
+        static_cast<short>(backed_up || transport_.wants_both_directions() ? POLLIN | POLLOUT : POLLIN);
     std::array<pollfd, 2> fds{pollfd{socket_fd_, socket_events, 0}, pollfd{wake_fd_, POLLIN, 0}};
     const int n = ::poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) {
@@ -1101,6 +1100,8 @@ class ConfirmPublisher::Impl {
       amqp_destroy_connection(conn_);
     }
     conn_ = nullptr;
+    ssl_ = nullptr;
+    transport_ = detail::Transport();
     socket_fd_ = -1;
     out_.clear();
     in_size_ = 0;
@@ -1140,6 +1141,8 @@ class ConfirmPublisher::Impl {
     hand_back_socket();
     detail::close_connection(conn_);
     conn_ = nullptr;
+    ssl_ = nullptr;
+    transport_ = detail::Transport();
     socket_fd_ = -1;
     spdlog::info("amqp publisher: closed the connection to {}", redacted_url_);
   }
@@ -1165,6 +1168,8 @@ class ConfirmPublisher::Impl {
 
   // Owned by the thread.
   amqp_connection_state_t conn_ = nullptr;
+  SSL* ssl_ = nullptr;  // owned by conn_
+  detail::Transport transport_;
   int socket_fd_ = -1;
   std::size_t frame_max_ = 0;
   std::chrono::seconds negotiated_heartbeat_{0};

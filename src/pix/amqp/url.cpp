@@ -67,7 +67,7 @@ AmqpUrlParse fail(std::string message) {
 }  // namespace detail
 
 std::string AmqpUrl::redacted() const {
-  std::string out{detail::kScheme};
+  std::string out{tls ? detail::kTlsScheme : detail::kScheme};
   out += detail::percent_encode(user);
   out += ":***@";
   if (host.find(':') != std::string::npos) {
@@ -86,9 +86,9 @@ std::string AmqpUrl::redacted() const {
 
 AmqpUrlParse parse_amqp_url(std::string_view text) {
   using detail::fail;
-  if (text.starts_with(detail::kTlsScheme)) return fail("amqps:// (TLS) is not supported; use amqp://");
-  if (!text.starts_with(detail::kScheme)) return fail("AMQP URL must start with amqp://");
-  std::string_view rest = text.substr(detail::kScheme.size());
+  const bool tls = text.starts_with(detail::kTlsScheme);
+  if (!tls && !text.starts_with(detail::kScheme)) return fail("AMQP URL must start with amqp:// or amqps://");
+  std::string_view rest = text.substr(tls ? detail::kTlsScheme.size() : detail::kScheme.size());
   if (const auto q = rest.find_first_of("?#"); q != std::string_view::npos) {
     return fail("AMQP URL query strings and fragments are not supported");
   }
@@ -98,6 +98,8 @@ AmqpUrlParse parse_amqp_url(std::string_view text) {
   const std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
 
   AmqpUrl url;
+  url.tls = tls;
+  if (tls) url.port = kDefaultAmqpsPort;
   std::string_view host_port = authority;
   // The password may itself contain '@' only percent-encoded, so the last '@' ends the userinfo.
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {

@@ -4,6 +4,9 @@
 
 #include <sstream>
 
+#include "pix/amqp/client_flags.hpp"
+#include "pix/kafka/client_flags.hpp"
+
 namespace pix::gateway {
 
 std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char* const* argv) {
@@ -17,7 +20,12 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
   long drain_timeout_ms = c.drain_timeout.count();
   long idle_timeout_s = c.idle_timeout.count();
   long window_s = c.idempotency_window.count();
-  std::vector<std::string> kafka_options;
+  kafka::ClientFlags kafka;
+  amqp::ClientFlags rabbit;
+  std::string auth = "none";
+  long leeway_s = c.auth.leeway.count();
+  long refresh_s = c.auth.jwks_refresh.count();
+  long reload_s = c.tls.reload_check.count();
 
   app.add_option("--broker", broker, "kafka or rabbit")
       ->envname("PIX_BROKER")
@@ -64,14 +72,61 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--source", c.source, "CloudEvents source (default /pix-pubsub/<service>)")->envname("PIX_SOURCE");
-  util::add_kafka_bootstrap_option(app, c.kafka_bootstrap);
+  app.add_option("--tls-cert", c.tls.cert_file, "serve HTTPS with this certificate chain (PEM)")
+      ->envname("PIX_TLS_CERT");
+  app.add_option("--tls-key", c.tls.key_file, "private key (PEM) of --tls-cert")->envname("PIX_TLS_KEY");
+  app.add_option("--tls-client-ca", c.tls.client_ca_file,
+                 "ask for client certificates and verify them against these CAs (mutual TLS)")
+      ->envname("PIX_TLS_CLIENT_CA");
+  app.add_option("--tls-reload-check-s", reload_s, "look for new certificate files this often (SIGHUP: now)")
+      ->envname("PIX_TLS_RELOAD_CHECK_S")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--auth", auth, "none, or jwt: every publish needs a bearer token (or a verified client certificate)")
+      ->envname("PIX_AUTH")
+      ->check(CLI::IsMember({"none", "jwt"}))
+      ->capture_default_str();
+  app.add_option("--jwks", c.auth.jwks, "the token issuer's JSON Web Key Set: a file or an http:// URL")
+      ->envname("PIX_JWKS");
+  app.add_option("--jwt-issuer", c.auth.issuer, "required `iss` of tokens")->envname("PIX_JWT_ISSUER");
+  app.add_option("--jwt-audience", c.auth.audiences, "accepted `aud` values (repeatable)")
+      ->envname("PIX_JWT_AUDIENCE")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--jwt-leeway-s", leeway_s, "clock skew allowed on exp and nbf")
+      ->envname("PIX_JWT_LEEWAY_S")
+      ->check(CLI::Range(0, 600))
+      ->capture_default_str();
+  app.add_option("--jwks-refresh-s", refresh_s, "re-read the JWKS this often")
+      ->envname("PIX_JWKS_REFRESH_S")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--client-cert-scopes", c.auth.client_cert_scopes_file,
+                 "JSON file {\"<certificate CN>\": [\"<topic>\", ...]}: what each client certificate may publish")
+      ->envname("PIX_CLIENT_CERT_SCOPES");
+  app.add_option("--rate-limit", c.limits.rate_per_principal, "requests/s per principal (429 beyond); 0: off")
+      ->envname("PIX_RATE_LIMIT")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
+  app.add_option("--rate-burst", c.limits.rate_burst, "requests a principal may send at once (0: twice the rate)")
+      ->envname("PIX_RATE_BURST")
+      ->check(CLI::Range(0.0, 1e8))
+      ->capture_default_str();
+  app.add_option("--max-connections", c.limits.max_connections, "open connections; beyond, 503 and close")
+      ->envname("PIX_MAX_CONNECTIONS")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-header-fields", c.limits.max_header_fields, "header fields per request; beyond, 431")
+      ->envname("PIX_MAX_HEADER_FIELDS")
+      ->check(CLI::Range(8, 10000))
+      ->capture_default_str();
+  kafka::add_client_flags(app, kafka);
   app.add_option("--kafka-linger-ms", c.kafka_linger_ms, "librdkafka linger.ms (batching delay)")
       ->envname("PIX_KAFKA_LINGER_MS")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
   util::add_topic_prefix_option(app, c.topic_prefix);
-  util::add_kafka_options_option(app, kafka_options);
-  util::add_rabbit_url_option(app, c.rabbit_url);
+  amqp::add_client_flags(app, rabbit);
   app.add_option("--exchange", c.exchange, "RabbitMQ exchange")->envname("PIX_EXCHANGE")->capture_default_str();
   util::add_log_options(app, c.log_level, c.log_format);
   app.add_flag("--access-log", c.access_log, "log one line per request")->envname("PIX_ACCESS_LOG");
@@ -92,10 +147,33 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
   c.idle_timeout = std::chrono::seconds(idle_timeout_s);
   c.idempotency_window = std::chrono::seconds(window_s);
   if (c.source.empty()) c.source = "/pix-pubsub/" + c.service_name();
+  c.tls.reload_check = std::chrono::seconds(reload_s);
+  c.auth.required = auth == "jwt";
+  c.auth.leeway = std::chrono::seconds(leeway_s);
+  c.auth.jwks_refresh = std::chrono::seconds(refresh_s);
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) return ParseExit{2, "--tls-cert and --tls-key go together\n"};
+  if (!c.tls.client_ca_file.empty() && !c.tls.enabled()) {
+    return ParseExit{2, "--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is HTTPS)\n"};
+  }
+  if (c.auth.required && c.auth.jwks.empty() && c.tls.client_ca_file.empty()) {
+    return ParseExit{2, "--auth jwt needs --jwks (PIX_JWKS), or --tls-client-ca for client certificates only\n"};
+  }
+  if (c.auth.required && !c.auth.jwks.empty() && c.auth.issuer.empty()) {
+    return ParseExit{2, "--auth jwt needs --jwt-issuer (PIX_JWT_ISSUER): tokens of any issuer would pass\n"};
+  }
+  if (c.auth.audiences.empty()) return ParseExit{2, "--jwt-audience needs at least one value\n"};
+  if (!c.auth.client_cert_scopes_file.empty() && c.tls.client_ca_file.empty()) {
+    return ParseExit{2, "--client-cert-scopes needs --tls-client-ca\n"};
+  }
+  c.kafka_bootstrap = kafka.bootstrap;
+  c.kafka_principal = kafka.username;
   std::string error;
-  auto properties = util::parse_kafka_options(kafka_options, error);
+  auto properties = kafka::client_properties(kafka, error);
   if (!properties) return ParseExit{2, error + "\n"};
   c.kafka_options = std::move(*properties);
+  auto url = amqp::resolve_url(rabbit);
+  if (!url) return ParseExit{2, url.error + "\n"};
+  c.rabbit = std::move(*url.url);
   return c;
 }
 

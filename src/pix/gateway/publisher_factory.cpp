@@ -10,10 +10,8 @@ namespace pix::gateway {
 
 std::unique_ptr<broker::Publisher> make_publisher(const GatewayConfig& config) {
   if (config.broker == BrokerKind::kRabbit) {
-    auto url = amqp::parse_amqp_url(config.rabbit_url);
-    if (!url) throw std::invalid_argument("--rabbit-url: " + url.error);
     amqp::ConfirmPublisher::Options o;
-    o.url = *url.url;
+    o.url = config.rabbit;
     o.exchange = config.exchange;
     o.max_in_flight = config.max_in_flight;
     o.confirm_timeout = config.publish_timeout;
@@ -32,10 +30,12 @@ std::unique_ptr<broker::Publisher> make_publisher(const GatewayConfig& config) {
 
 std::string describe_broker(const GatewayConfig& config) {
   if (config.broker == BrokerKind::kRabbit) {
-    auto url = amqp::parse_amqp_url(config.rabbit_url);
-    return "rabbitmq " + (url ? url.url->redacted() : std::string("<invalid url>")) + " exchange " + config.exchange;
+    return "rabbitmq " + config.rabbit.redacted() + " exchange " + config.exchange;
   }
-  return "kafka " + config.kafka_bootstrap;
+  const auto protocol = config.kafka_options.find("security.protocol");
+  return "kafka " + config.kafka_bootstrap +
+         (protocol != config.kafka_options.end() ? " (" + protocol->second + ")" : std::string()) +
+         (config.kafka_principal.empty() ? std::string() : " as " + config.kafka_principal);
 }
 
 }  // namespace pix::gateway

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,7 +13,11 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <chrono>
+#include <iterator>
 
 #include "pix/gateway/outbound.hpp"
 #include "pix/gateway/publish_request.hpp"
@@ -29,6 +34,7 @@ namespace bhttp = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
 using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -37,12 +43,22 @@ std::int64_t ticks(Clock::time_point t) {
 }
 }  // namespace
 
-// A plain socket: its read and write deadlines are enforced by the server's sweeper (one timer for
-// all connections) rather than by a timer armed and cancelled around every read and write.
+// A TCP socket, wrapped in TLS when the gateway serves HTTPS. Read and write deadlines are
+// enforced by the server's sweeper (one timer for all connections) rather than by a timer armed
+// and cancelled around every read and write.
 struct Server::Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+  explicit Connection(tcp::socket s) : plain(std::move(s)) {}
+  Connection(tcp::socket s, std::shared_ptr<ssl::context> ctx)
+      : tls_context(std::move(ctx)), tls(std::in_place, std::move(s), *tls_context) {}
   void expires_after(Clock::duration d) { deadline.store(ticks(Clock::now() + d), std::memory_order_relaxed); }
-  tcp::socket socket;
+  tcp::socket& socket() { return tls ? tls->next_layer() : *plain; }
+
+  std::optional<tcp::socket> plain;
+  std::shared_ptr<ssl::context> tls_context;  // before `tls`: outlives it
+  std::optional<ssl::stream<tcp::socket>> tls;
+  std::optional<std::string> cert_cn;     // CN of a client certificate TLS verified
+  std::string peer;                       // client address, the rate limit's key without auth
+  bool over_capacity = false;             // accepted beyond --max-connections: answer 503, close
   std::atomic<std::int64_t> deadline{0};  // of the current read or write, in steady-clock ticks
   bool busy = false;                      // touched only on the connection's executor
 };
@@ -129,6 +145,39 @@ http::Problem unreadable_request(const beast::error_code& ec, std::size_t max_bo
 }
 
 constexpr auto kSweepPeriod = std::chrono::milliseconds(100);
+constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+
+// The CN of the client certificate TLS verified, if one was presented.
+std::optional<std::string> verified_client_cn(SSL* ssl) {
+  X509* cert = SSL_get_peer_certificate(ssl);
+  if (cert == nullptr) return std::nullopt;
+  std::optional<std::string> cn;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    char buf[256];
+    const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof buf);
+    if (n > 0) cn = std::string(buf, static_cast<std::size_t>(n));
+  }
+  X509_free(cert);
+  return cn;
+}
+
+http::Problem too_many_header_fields(std::size_t max) {
+  http::Problem p;
+  p.status = 431;
+  p.type = "headers-too-large";
+  p.title = "The request has too many header fields";
+  p.detail = "at most " + std::to_string(max) + " header fields are accepted";
+  return p;
+}
+
+// RFC 6750 §3: what the client should do, in the header as well as the body.
+std::string bearer_challenge(std::string_view error, std::string_view detail, std::string_view scope = {}) {
+  std::string h = "Bearer realm=\"pix-api\"";
+  if (!error.empty()) h += ", error=\"" + std::string(error) + "\"";
+  if (!detail.empty()) h += ", error_description=\"" + std::string(detail) + "\"";
+  if (!scope.empty()) h += ", scope=\"" + std::string(scope) + "\"";
+  return h;
+}
 
 bool valid_idempotency_key(std::string_view key) {
   if (key.empty() || key.size() > 255) return false;
@@ -147,6 +196,9 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
       publisher_(publisher),
       metrics_(metrics),
       idempotency_({config.idempotency_window, config.idempotency_max_keys}),
+      tls_(config.tls.enabled() ? std::make_unique<TlsContextSource>(config.tls) : nullptr),
+      auth_(config.auth.required ? std::make_unique<Authenticator>(config.auth) : nullptr),
+      limiter_(config.limits.rate_per_principal, config.limits.rate_burst),
       acceptor_(io),
       ack_latency_(&metrics.histogram("pix_broker_ack_duration_seconds",
                                       "Time from handing an event to the broker client to its verdict",
@@ -179,6 +231,18 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
                 [this] { return static_cast<double>(open_connections_.load()); });
   metrics.gauge("pix_idempotency_keys", "Idempotency keys remembered", {},
                 [this] { return static_cast<double>(idempotency_.size()); });
+  metrics.describe("pix_auth_rejections_total", "Publish requests refused 401 or 403, by reason", "counter");
+  rate_limited_ = &metrics.counter("pix_rate_limited_total", "Requests refused 429 by the per-principal rate limit");
+  connections_refused_ = &metrics.counter("pix_http_connections_refused_total",
+                                          "Connections answered 503 and closed beyond --max-connections");
+  tls_handshake_failures_ =
+      &metrics.counter("pix_tls_handshake_failures_total", "TLS handshakes that failed (plaintext to HTTPS included)");
+  metrics.describe("pix_tls_reloads_total", "Certificate reloads by result", "counter");
+  metrics.describe("pix_tls_certificate_expiry_seconds", "Seconds until the serving certificate expires", "gauge");
+  if (tls_) {
+    metrics.gauge("pix_tls_certificate_expiry_seconds", "Seconds until the serving certificate expires", {},
+                  [this] { return tls_->seconds_until_expiry(); });
+  }
 }
 
 Server::~Server() = default;
@@ -266,6 +330,7 @@ asio::awaitable<void> Server::sweep_loop() {
     // Reads and writes past their deadline (idle keep-alive, a client that stopped reading): once a
     // second is precise enough for timeouts counted in seconds.
     if (++tick % 10 != 0) continue;
+    if (tls_ && (tick / 10) % config_.tls.reload_check.count() == 0) reload_tls(false);
     const auto now_ticks = ticks(now);
     std::lock_guard lock(connections_mutex_);
     connections_.remove_if([](const auto& w) { return w.expired(); });
@@ -274,18 +339,33 @@ asio::awaitable<void> Server::sweep_loop() {
       if (!conn) continue;
       const auto d = conn->deadline.load(std::memory_order_relaxed);
       if (d == 0 || d > now_ticks) continue;
-      asio::post(conn->socket.get_executor(), [conn, now_ticks] {
+      asio::post(conn->socket().get_executor(), [conn, now_ticks] {
         const auto d2 = conn->deadline.load(std::memory_order_relaxed);
         if (d2 != 0 && d2 <= now_ticks) {
           beast::error_code ignored;
-          conn->socket.cancel(ignored);
+          conn->socket().cancel(ignored);
         }
       });
     }
   }
 }
 
+void Server::reload_tls(bool force) {
+  if (!tls_) return;
+  const auto r = tls_->reload_if_changed(force);
+  if (r.changed) {
+    metrics_.counter("pix_tls_reloads_total", "Certificate reloads by result", {{"result", "ok"}}).inc();
+    spdlog::info("TLS certificate reloaded from {} (expires in {:.0f} days)", config_.tls.cert_file,
+                 tls_->seconds_until_expiry() / 86400);
+  } else if (!r.error.empty()) {
+    metrics_.counter("pix_tls_reloads_total", "Certificate reloads by result", {{"result", "failed"}}).inc();
+    spdlog::error("TLS certificate not reloaded, the previous one stays in use: {}", r.error);
+  }
+}
+
 awaitable<void> Server::accept_loop() {
+  asio::steady_timer backoff(io_);
+  auto last_warning = Clock::time_point{};
   while (!draining_.load()) {
     // With one I/O thread every connection already runs on it alone: a strand would only add cost.
     auto ex = config_.io_threads > 1 ? asio::any_io_executor(asio::make_strand(io_))
@@ -293,16 +373,34 @@ awaitable<void> Server::accept_loop() {
     auto [ec, socket] = co_await acceptor_.async_accept(ex, kNoCompletion);
     if (ec) {
       if (draining_.load() || ec == asio::error::operation_aborted) break;
-      spdlog::warn("accept failed: {}", ec.message());
+      // Out of file descriptors: the pending connection stays queued, so accepting again at once
+      // would spin. Wait a little; closing connections frees descriptors meanwhile.
+      const bool exhausted = ec == asio::error::no_descriptors || ec.value() == ENFILE;
+      if (Clock::now() - last_warning > std::chrono::seconds(1)) {
+        spdlog::warn("accept failed: {}{}", ec.message(), exhausted ? " (backing off 100 ms)" : "");
+        last_warning = Clock::now();
+      }
+      if (exhausted) {
+        backoff.expires_after(std::chrono::milliseconds(100));
+        co_await backoff.async_wait(kNoCompletion);
+      }
       continue;
     }
-    socket.set_option(tcp::no_delay(true));
-    auto conn = std::make_shared<Connection>(std::move(socket));
+    beast::error_code opt_ec;
+    socket.set_option(tcp::no_delay(true), opt_ec);
+    const auto remote = socket.remote_endpoint(opt_ec);
+    auto conn = tls_ ? std::make_shared<Connection>(std::move(socket), tls_->current())
+                     : std::make_shared<Connection>(std::move(socket));
+    if (!opt_ec) conn->peer = remote.address().to_string();
+    if (static_cast<std::size_t>(open_connections_.load()) >= config_.limits.max_connections) {
+      conn->over_capacity = true;
+      connections_refused_->inc();
+    }
     {
       std::lock_guard lock(connections_mutex_);  // the sweeper drops the closed ones
       connections_.push_back(conn);
     }
-    auto conn_ex = conn->socket.get_executor();
+    auto conn_ex = conn->socket().get_executor();
     asio::co_spawn(conn_ex, run_session(std::move(conn)), [](std::exception_ptr e) {
       if (!e) return;
       try {
@@ -316,6 +414,31 @@ awaitable<void> Server::accept_loop() {
 
 awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
   ++open_connections_;
+  if (conn->tls) {
+    conn->expires_after(kTlsHandshakeTimeout);
+    auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::server, kNoCompletion);
+    if (hec) {
+      // Plaintext HTTP sent to the HTTPS port ends here too: there is no TLS to answer it in.
+      tls_handshake_failures_->inc();
+      spdlog::debug("TLS handshake with {} failed: {}", conn->peer, hec.message());
+    } else {
+      conn->cert_cn = verified_client_cn(conn->tls->native_handle());
+      co_await serve(conn, *conn->tls);
+      // close_notify, bounded: a peer that never answers it is cut off by the sweeper.
+      conn->expires_after(std::chrono::seconds(2));
+      co_await conn->tls->async_shutdown(kNoCompletion);
+    }
+  } else {
+    co_await serve(conn, *conn->plain);
+  }
+  conn->deadline.store(0, std::memory_order_relaxed);
+  beast::error_code ignored;
+  conn->socket().shutdown(tcp::socket::shutdown_send, ignored);
+  --open_connections_;
+}
+
+template <typename Stream>
+awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) {
   beast::flat_buffer buffer;
   for (;;) {
     bhttp::request_parser<bhttp::string_body> parser;
@@ -324,7 +447,7 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
     conn->expires_after(config_.idle_timeout);
     conn->busy = false;
     if (draining_.load()) break;
-    auto [ec, bytes] = co_await bhttp::async_read(conn->socket, buffer, parser, kNoCompletion);
+    auto [ec, bytes] = co_await bhttp::async_read(stream, buffer, parser, kNoCompletion);
     (void)bytes;
     if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
@@ -332,37 +455,56 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
     }
     conn->busy = true;
     const auto started = Clock::now();
-    if (ec) {
+    const std::size_t fields =
+        ec ? 0 : static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
+    if (ec || fields > config_.limits.max_header_fields) {
       // The request is unreadable (too large, malformed): answer once, then close, since the
       // rest of the stream cannot be trusted to start at a request boundary.
       Request bare;
       bare.version(11);
-      Response res = problem_response(bare, unreadable_request(ec, config_.max_body_bytes), "");
+      Response res = problem_response(bare,
+                                      ec ? unreadable_request(ec, config_.max_body_bytes)
+                                         : too_many_header_fields(config_.limits.max_header_fields),
+                                      "");
       res.keep_alive(false);
       conn->expires_after(std::chrono::seconds(10));
-      co_await bhttp::async_write(conn->socket, res, kNoCompletion);
+      co_await bhttp::async_write(stream, res, kNoCompletion);
       record(Route::kUnparsed, bare, res, std::chrono::duration<double>(Clock::now() - started).count());
       break;
     }
     ++active_;
     const Request& req = parser.get();
-    Response res = co_await handle(req);
+    Response res;
+    if (conn->over_capacity) {
+      http::Problem p;
+      p.status = 503;
+      p.type = "too-many-connections";
+      p.title = "The gateway has too many open connections";
+      p.detail = "at most " + std::to_string(config_.limits.max_connections) + " connections are served; retry later";
+      p.retry_after_s = config_.retry_after_s;
+      res = problem_response(req, p, "");
+      record(Route::kOther, req, res, 0);
+    } else {
+      res = co_await handle(req, *conn);
+    }
     --active_;
-    const bool keep_alive = req.keep_alive() && !draining_.load();
+    const bool keep_alive = req.keep_alive() && !draining_.load() && !conn->over_capacity;
     res.keep_alive(keep_alive);
     conn->expires_after(std::chrono::seconds(30));
-    auto [wec, wbytes] = co_await bhttp::async_write(conn->socket, res, kNoCompletion);
-    (void)wbytes;
+    beast::error_code wec;
+    if (req.method() == bhttp::verb::head) {
+      // HEAD: the headers a GET would get (Content-Length included), and no body (RFC 9110 §9.3.2).
+      bhttp::response_serializer<bhttp::string_body> sr{res};
+      std::tie(wec, std::ignore) = co_await bhttp::async_write_header(stream, sr, kNoCompletion);
+    } else {
+      std::tie(wec, std::ignore) = co_await bhttp::async_write(stream, res, kNoCompletion);
+    }
     if (config_.access_log) {
       spdlog::info("{} {} -> {}", std::string_view(req.method_string()), std::string_view(req.target()),
                    res.result_int());
     }
     if (wec || !keep_alive) break;
   }
-  conn->deadline.store(0, std::memory_order_relaxed);
-  beast::error_code ignored;
-  conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
-  --open_connections_;
 }
 
 std::string Server::route_label(Route route) const {
@@ -403,7 +545,7 @@ void Server::record(Route route, const Request& req, const Response& res, double
   request_duration_[static_cast<std::size_t>(route)]->observe(seconds);
 }
 
-awaitable<Response> Server::handle(const Request& req) {
+awaitable<Response> Server::handle(const Request& req, const Connection& conn) {
   const auto started = Clock::now();
   std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
@@ -417,7 +559,7 @@ awaitable<Response> Server::handle(const Request& req) {
       res = problem_response(req, method_not_allowed(req.method_string(), "POST"), path);
       res.set(bhttp::field::allow, "POST");
     } else {
-      res = co_await handle_publish(req);
+      res = co_await handle_publish(req, conn);
     }
   } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     route = path == "/healthz" ? Route::kHealthz : path == "/readyz" ? Route::kReadyz : Route::kMetrics;
@@ -455,11 +597,80 @@ awaitable<Response> Server::handle_ready(const Request& req) {
   co_return json_response(req, ok ? bhttp::status::ok : bhttp::status::service_unavailable, boost::json::serialize(o));
 }
 
-awaitable<Response> Server::handle_publish(const Request& req) {
+void Server::count_rejection(const std::string& reason) {
+  telemetry::Counter* counter = nullptr;
+  {
+    std::lock_guard lock(rejection_counters_mutex_);
+    auto [it, fresh] = rejection_counters_.try_emplace(reason, nullptr);
+    if (fresh) {
+      it->second = &metrics_.counter("pix_auth_rejections_total", "Publish requests refused 401 or 403, by reason",
+                                     {{"reason", reason}});
+    }
+    counter = it->second;
+  }
+  counter->inc();
+}
+
+std::optional<Response> Server::admit(const Request& req, const Connection& conn, std::optional<Principal>& principal) {
   const std::string instance = config_.route();
+  if (auth_) {
+    const auto it = req.find(bhttp::field::authorization);
+    const std::string_view authorization = it == req.end() ? std::string_view{} : std::string_view(it->value());
+    Authentication a = auth_->authenticate(authorization, req.target(), conn.cert_cn ? &*conn.cert_cn : nullptr);
+    if (!a.principal) {
+      count_rejection(a.reason);
+      http::Problem p;
+      p.status = 401;
+      p.type = "unauthorized";
+      p.title = "Authentication is required";
+      p.detail = a.detail;
+      if (a.reason == "query_string")
+        p.field = "access_token";
+      else if (a.reason != "missing")
+        p.field = "Authorization";
+      Response res = problem_response(req, p, instance);
+      res.set(bhttp::field::www_authenticate, bearer_challenge(a.error, a.error.empty() ? "" : a.detail));
+      return res;
+    }
+    principal = std::move(a.principal);
+  }
+  if (limiter_.enabled()) {
+    const auto d = limiter_.acquire(principal ? std::string_view(principal->name) : std::string_view(conn.peer));
+    if (!d.allowed) {
+      rate_limited_->inc();
+      http::Problem p;
+      p.status = 429;
+      p.type = "rate-limited";
+      p.title = "Too many requests";
+      p.detail = "more than " + std::to_string(static_cast<long>(config_.limits.rate_per_principal)) +
+                 " requests/s from " + (principal ? principal->name : conn.peer) + "; slow down";
+      p.retry_after_s = d.retry_after_s;
+      return problem_response(req, p, instance);
+    }
+  }
+  return std::nullopt;
+}
+
+awaitable<Response> Server::handle_publish(const Request& req, const Connection& conn) {
+  const std::string instance = config_.route();
+  std::optional<Principal> principal;
+  if (auto refused = admit(req, conn, principal)) co_return std::move(*refused);
   auto parsed = parse_publish_request(req[bhttp::field::content_type], req.body());
   if (auto* problem = std::get_if<http::Problem>(&parsed)) co_return problem_response(req, *problem, instance);
   PublishCommand& cmd = std::get<PublishCommand>(parsed);
+  if (principal && !principal->may_publish(domain::topic_name(cmd.topic))) {
+    count_rejection("insufficient_scope");
+    const std::string scope = security::publish_scope(domain::topic_name(cmd.topic));
+    http::Problem p;
+    p.status = 403;
+    p.type = "forbidden";
+    p.title = "Not allowed to publish to this topic";
+    p.detail = principal->name + " lacks the scope " + scope;
+    p.field = "topic";
+    Response res = problem_response(req, p, instance);
+    res.set(bhttp::field::www_authenticate, bearer_challenge("insufficient_scope", p.detail, scope));
+    co_return res;
+  }
 
   std::string key;
   if (auto it = req.find("Idempotency-Key"); it != req.end()) {
@@ -474,7 +685,10 @@ awaitable<Response> Server::handle_publish(const Request& req) {
       co_return problem_response(req, p, instance);
     }
     const auto lookup =
-        idempotency_.begin(key, util::fnv1a64(cmd.payload, util::fnv1a64(domain::topic_name(cmd.topic))));
+        // The principal is part of the fingerprint: another caller's key is "reused", never replayed.
+        idempotency_.begin(key,
+                           util::fnv1a64(cmd.payload, util::fnv1a64(domain::topic_name(cmd.topic),
+                                                                    util::fnv1a64(principal ? principal->name : ""))));
     switch (lookup.outcome) {
       case IdempotencyCache::Outcome::kFirst:
         break;
@@ -517,6 +731,11 @@ awaitable<Response> Server::handle_publish(const Request& req) {
   auto event =
       make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, broker::now_epoch_ms());
   if (config_.broker == BrokerKind::kKafka) event.topic.insert(0, config_.topic_prefix);
+  // Who asked, as a CloudEvents extension attribute: the audit trail and every stage see it.
+  if (principal) {
+    event.headers.push_back(
+        {config_.broker == BrokerKind::kKafka ? "ce_principal" : "cloudEvents_principal", principal->name});
+  }
   const auto sent = Clock::now();
   broker::PublishResult result = co_await async_publish(std::move(event), use_awaitable);
   ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
@@ -581,10 +800,10 @@ void Server::shutdown(std::function<void(std::size_t)> done) {
     std::lock_guard lock(connections_mutex_);
     for (auto& w : connections_) {
       if (auto conn = w.lock()) {
-        asio::post(conn->socket.get_executor(), [conn] {
+        asio::post(conn->socket().get_executor(), [conn] {
           if (!conn->busy) {
             beast::error_code cancel_ec;  // a socket already closed needs no cancelling
-            conn->socket.cancel(cancel_ec);
+            conn->socket().cancel(cancel_ec);
           }
         });
       }

@@ -17,8 +17,11 @@
 #include <unordered_map>
 
 #include "pix/broker/publisher.hpp"
+#include "pix/gateway/authenticator.hpp"
 #include "pix/gateway/config.hpp"
 #include "pix/gateway/idempotency.hpp"
+#include "pix/gateway/rate_limiter.hpp"
+#include "pix/gateway/tls_context.hpp"
 #include "pix/telemetry/metrics.hpp"
 
 namespace pix::gateway {
@@ -26,11 +29,13 @@ namespace pix::gateway {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
-/// @brief Async HTTP/1.1 (keep-alive, one coroutine per connection) in front of a Publisher.
+/// @brief Async HTTP/1.1 or HTTPS (keep-alive, one coroutine per connection) in front of a Publisher.
 ///
 /// A request is answered 200 only with the broker's acknowledgement in hand; every other
-/// outcome is a problem+json. Shutdown: stop accepting, close idle connections, let busy ones
-/// finish their current request (answered with Connection: close), then report.
+/// outcome is a problem+json. With `--auth jwt` a publish needs a verified principal (bearer
+/// token or client certificate) holding the topic's scope: 401 / 403 otherwise. Shutdown: stop
+/// accepting, close idle connections, let busy ones finish their current request (answered with
+/// Connection: close), then report.
 class Server {
  public:
   Server(boost::asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
@@ -49,14 +54,24 @@ class Server {
 
   std::size_t requests_in_progress() const noexcept { return active_.load(); }
 
+  /// Re-reads the TLS certificate and key when they changed (or always with `force`: SIGHUP).
+  /// New connections get the new certificate; open ones keep theirs. Safe from any thread.
+  void reload_tls(bool force);
+
  private:
   struct Connection;
   struct PublishWait;
 
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> run_session(std::shared_ptr<Connection> conn);
-  boost::asio::awaitable<Response> handle(const Request& req);
-  boost::asio::awaitable<Response> handle_publish(const Request& req);
+  template <typename Stream>
+  boost::asio::awaitable<void> serve(std::shared_ptr<Connection> conn, Stream& stream);
+  boost::asio::awaitable<Response> handle(const Request& req, const Connection& conn);
+  boost::asio::awaitable<Response> handle_publish(const Request& req, const Connection& conn);
+  /// 401 / 429 before the body is even parsed, or nullopt with `principal` set (or left empty
+  /// when authentication is off).
+  std::optional<Response> admit(const Request& req, const Connection& conn, std::optional<Principal>& principal);
+  void count_rejection(const std::string& reason);
   boost::asio::awaitable<Response> handle_ready(const Request& req);
   boost::asio::awaitable<void> wait_for_quiet(std::function<void(std::size_t)> done);
   boost::asio::awaitable<void> sweep_loop();
@@ -80,6 +95,9 @@ class Server {
   broker::Publisher& publisher_;
   telemetry::Registry& metrics_;
   IdempotencyCache idempotency_;
+  std::unique_ptr<TlsContextSource> tls_;
+  std::unique_ptr<Authenticator> auth_;
+  RateLimiter limiter_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};
@@ -98,6 +116,11 @@ class Server {
   std::mutex request_counters_mutex_;
   std::unordered_map<std::uint64_t, telemetry::Counter*> request_counters_;  // by route, method, code
   std::atomic<std::int64_t> open_connections_{0};
+  telemetry::Counter* rate_limited_;
+  telemetry::Counter* connections_refused_;
+  telemetry::Counter* tls_handshake_failures_;
+  std::mutex rejection_counters_mutex_;
+  std::unordered_map<std::string, telemetry::Counter*> rejection_counters_;  // by reason
 };
 
 }  // namespace pix::gateway

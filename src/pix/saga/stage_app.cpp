@@ -10,11 +10,13 @@
 #include <sstream>
 #include <thread>
 
+#include "pix/amqp/client_flags.hpp"
 #include "pix/amqp/confirm_publisher.hpp"
 #include "pix/amqp/consumer.hpp"
 #include "pix/domain/amount.hpp"
 #include "pix/domain/topics.hpp"
 #include "pix/http/admin_server.hpp"
+#include "pix/kafka/client_flags.hpp"
 #include "pix/kafka/producer.hpp"
 #include "pix/saga/handlers.hpp"
 #include "pix/telemetry/logging.hpp"
@@ -26,12 +28,11 @@ std::atomic<bool> g_stop{false};
 
 struct StageConfig {
   std::string name;
-  std::string kafka_bootstrap = "127.0.0.1:9092";
-  std::vector<std::string> kafka_options;  ///< --kafka-option key=value (SASL, TLS...)
+  kafka::ClientFlags kafka;  ///< bootstrap, TLS/SASL, --kafka-option
   std::string topic_prefix;
   std::string group;
   std::string instance_id;
-  std::string rabbit_url = "amqp://guest:guest@127.0.0.1:5672/";
+  amqp::ClientFlags rabbit;
   std::string exchange = "pix";
   std::string notification_queue = "pix.notification.sent";
   std::string admin_listen = "127.0.0.1";
@@ -174,8 +175,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
   c.admin_port = default_port;
   c.group = c.name;
   CLI::App app{"pix-" + c.name + ": a stage of the PIX payment saga (at-least-once, idempotent effects)"};
-  util::add_kafka_bootstrap_option(app, c.kafka_bootstrap);
-  util::add_kafka_options_option(app, c.kafka_options);
+  kafka::add_client_flags(app, c.kafka);
   util::add_topic_prefix_option(app, c.topic_prefix);
   app.add_option("--group", c.group, "Kafka consumer group")->envname("PIX_GROUP")->capture_default_str();
   app.add_option("--instance-id", c.instance_id,
@@ -190,7 +190,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
       ->capture_default_str();
   util::add_log_options(app, c.log_level, c.log_format);
   if (kind == StageKind::kNotifier || kind == StageKind::kAuditor) {
-    util::add_rabbit_url_option(app, c.rabbit_url);
+    amqp::add_client_flags(app, c.rabbit);
   }
   if (kind == StageKind::kNotifier) {
     app.add_option("--exchange", c.exchange, "RabbitMQ exchange for notifications")
@@ -227,10 +227,19 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
   }
   CLI11_PARSE(app, argc, argv);
   std::string option_error;
-  const auto kafka_properties = util::parse_kafka_options(c.kafka_options, option_error);
+  const auto kafka_properties = kafka::client_properties(c.kafka, option_error);
   if (!kafka_properties) {
     std::fprintf(stderr, "%s\n", option_error.c_str());
     return 2;
+  }
+  std::optional<amqp::AmqpUrl> rabbit_url;
+  if (kind == StageKind::kNotifier || kind == StageKind::kAuditor) {
+    auto parsed = amqp::resolve_url(c.rabbit);
+    if (!parsed) {
+      std::fprintf(stderr, "%s\n", parsed.error.c_str());
+      return 2;
+    }
+    rabbit_url = *parsed.url;
   }
   telemetry::setup_logging(c.name, c.log_level, c.log_format);
   std::signal(SIGTERM, [](int) { g_stop = true; });
@@ -240,7 +249,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     telemetry::Registry metrics;
     telemetry::register_build_info(metrics, c.name);
     kafka::ProducerOptions po;
-    po.bootstrap_servers = c.kafka_bootstrap;
+    po.bootstrap_servers = c.kafka.bootstrap;
     po.extra = *kafka_properties;
     po.client_id = c.name;
     po.ack_timeout = std::chrono::seconds(10);
@@ -248,12 +257,6 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     kafka::KafkaPublisher kafka_out(po);
 
     std::unique_ptr<amqp::ConfirmPublisher> rabbit_out;
-    std::optional<amqp::AmqpUrl> rabbit_url;
-    if (kind == StageKind::kNotifier || kind == StageKind::kAuditor) {
-      auto parsed = amqp::parse_amqp_url(c.rabbit_url);
-      if (!parsed) throw std::invalid_argument("--rabbit-url: " + parsed.error);
-      rabbit_url = *parsed.url;
-    }
     if (kind == StageKind::kNotifier) {
       amqp::ConfirmPublisher::Options ro;
       ro.url = *rabbit_url;
@@ -266,7 +269,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     StageOptions so;
     so.name = c.name;
     so.dead_letter_topic = c.topic_prefix + std::string(kDeadLetterTopic);
-    so.consumer.bootstrap_servers = c.kafka_bootstrap;
+    so.consumer.bootstrap_servers = c.kafka.bootstrap;
     so.consumer.extra = *kafka_properties;
     so.consumer.group_id = c.group;
     so.consumer.instance_id = c.instance_id;

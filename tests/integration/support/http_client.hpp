@@ -2,7 +2,9 @@
 // A small blocking HTTP/1.1 client for tests, keeping its connection alive between requests.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
 #include <map>
@@ -21,9 +23,19 @@ struct Reply {
   }
 };
 
+/// @brief HTTPS settings of a client: the CA the server's certificate must chain to, and an
+/// optional client certificate (mutual TLS).
+struct TlsClientOptions {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
 class HttpClient {
  public:
   explicit HttpClient(std::uint16_t port, std::string host = "127.0.0.1");
+  /// HTTPS, verifying the server's certificate against `tls.ca_file` and `host`.
+  HttpClient(std::uint16_t port, TlsClientOptions tls, std::string host = "127.0.0.1");
   ~HttpClient();
   /// Sends one request; reconnects first when the server closed the connection. Throws on I/O errors.
   Reply request(const std::string& method, const std::string& target, const std::string& body = "",
@@ -33,10 +45,13 @@ class HttpClient {
 
  private:
   void connect();
+  void reset();
   std::string host_;
   std::uint16_t port_;
   boost::asio::io_context io_;
+  std::optional<boost::asio::ssl::context> tls_context_;
   std::optional<boost::beast::tcp_stream> stream_;
+  std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_stream_;
 };
 
 /// POSTs `body` to `target` until it answers `status` (e.g. a broker coming back) or `timeout`;

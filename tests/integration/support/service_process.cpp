@@ -35,7 +35,7 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args)
             a.insert(a.end(), args.begin(), args.end());
             return a;
           }(),
-          R"(listening on http://[0-9.]+:([0-9]+)/)") {}
+          R"(listening on https?://[0-9.]+:([0-9]+)/)") {}
 
 StageProcess::StageProcess(const std::string& program, std::vector<std::string> args)
     : ServiceProcess(
