@@ -878,6 +878,7 @@ TEST(JwksSource, FirstLoadFailureStopsStartUp) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("connect to 127.0.0.1:1"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(security::JwksSource({dir.file("weak.json"), 0s}, verifier), std::invalid_argument);
   for (std::string_view url : {"http://user:pw@127.0.0.1/jwks", "http:///jwks", "http://host:99999/", "ftp://x/y"}) {
     EXPECT_THROW(security::JwksSource({std::string(url)}, verifier), std::runtime_error) << url;
   }

@@ -687,6 +687,14 @@ bool is_url(std::string_view location) {
   return location.find("://") != std::string_view::npos;
 }
 
+// Zero or negative intervals would make the refresh thread spin.
+const JwksSource::Options& checked(const JwksSource::Options& o) {
+  if (o.refresh.count() <= 0 || o.file_check.count() <= 0 || o.fetch_timeout.count() <= 0) {
+    throw std::invalid_argument("JWKS refresh, file_check and fetch_timeout must be positive");
+  }
+  return o;
+}
+
 }  // namespace
 
 // ---- public API ------------------------------------------------------------------------------
@@ -864,7 +872,7 @@ std::size_t TokenVerifier::cache_size() const {
 }
 
 JwksSource::JwksSource(Options options, TokenVerifier& verifier)
-    : options_(std::move(options)), is_url_(is_url(options_.location)), verifier_(verifier) {
+    : options_(checked(options)), is_url_(is_url(options_.location)), verifier_(verifier) {
   if (is_url_) {
     parse_http_url(options_.location);  // throws on https and malformed URLs, before any fetch
     spdlog::warn(

@@ -229,6 +229,8 @@ class JwksSource {
   };
 
   /// Loads the key set and starts the refresh thread. `verifier` must outlive this object.
+  /// Throws std::invalid_argument for a non-positive interval, std::runtime_error when the
+  /// location is refused (https, malformed URL) or the first load fails.
   JwksSource(Options options, TokenVerifier& verifier);
   /// Blocks: stops the refresh thread and joins it, waiting for an HTTP fetch in progress (at
   /// most fetch_timeout) to end.

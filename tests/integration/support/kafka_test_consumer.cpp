@@ -7,13 +7,20 @@
 namespace pix::test {
 
 std::vector<KafkaRecord> read_partition(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
-                                        std::int64_t from, std::int64_t until, std::chrono::milliseconds timeout) {
+                                        std::int64_t from, std::int64_t until, std::chrono::milliseconds timeout,
+                                        const std::map<std::string, std::string>& extra) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
   rd_kafka_conf_set(conf, "group.id", "pix-test-reader", err, sizeof err);
   rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
   rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof err);
+  for (const auto& [k, v] : extra) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::invalid_argument(k + ": " + err);
+    }
+  }
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!rk) throw std::runtime_error(err);
   rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
@@ -42,8 +49,9 @@ std::vector<KafkaRecord> read_partition(const std::string& bootstrap, const std:
 }
 
 std::optional<KafkaRecord> read_one(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
-                                    std::int64_t offset, std::chrono::milliseconds timeout) {
-  auto records = read_partition(bootstrap, topic, partition, offset, offset + 1, timeout);
+                                    std::int64_t offset, std::chrono::milliseconds timeout,
+                                    const std::map<std::string, std::string>& extra) {
+  auto records = read_partition(bootstrap, topic, partition, offset, offset + 1, timeout, extra);
   if (records.empty()) return std::nullopt;
   return records.front();
 }

@@ -27,7 +27,7 @@ std::string program_path(const std::string& name) {
   return api.substr(0, api.rfind('/') + 1) + name;
 }
 
-GatewayProcess::GatewayProcess(std::vector<std::string> args)
+GatewayProcess::GatewayProcess(std::vector<std::string> args, const std::map<std::string, std::string>& env)
     : ServiceProcess(
           PIX_API_BINARY,
           [&] {
@@ -35,9 +35,10 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args)
             a.insert(a.end(), args.begin(), args.end());
             return a;
           }(),
-          R"(listening on https?://[0-9.]+:([0-9]+)/)") {}
+          R"(listening on https?://[0-9.]+:([0-9]+)/)", env) {}
 
-StageProcess::StageProcess(const std::string& program, std::vector<std::string> args)
+StageProcess::StageProcess(const std::string& program, std::vector<std::string> args,
+                           const std::map<std::string, std::string>& env)
     : ServiceProcess(
           program_path(program),
           [&] {
@@ -45,14 +46,24 @@ StageProcess::StageProcess(const std::string& program, std::vector<std::string> 
             a.insert(a.end(), args.begin(), args.end());
             return a;
           }(),
-          R"(admin on http://[0-9.]+:([0-9]+))") {}
+          R"(admin on http://[0-9.]+:([0-9]+))", env) {}
 
 ServiceProcess::ServiceProcess(const std::string& binary, std::vector<std::string> args,
-                               const std::string& port_pattern) {
+                               const std::string& port_pattern, const std::map<std::string, std::string>& env) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   std::vector<std::string> argv_s{binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  // The child's environment, built before fork(): the test's own, with `env` on top.
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv(*e);
+    if (!env.count(kv.substr(0, kv.find('=')))) env_s.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& kv : env_s) envp.push_back(kv.data());
+  envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -60,7 +71,7 @@ ServiceProcess::ServiceProcess(const std::string& binary, std::vector<std::strin
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(fds[1]);

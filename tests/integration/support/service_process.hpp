@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,9 +21,10 @@ std::string program_path(const std::string& name);
 /// @brief One of our programs run as a child process, whose log tells the port it bound.
 class ServiceProcess {
  public:
-  /// Starts `binary args...` and waits (bounded) until its log matches `port_pattern`, whose
-  /// first group is the port.
-  ServiceProcess(const std::string& binary, std::vector<std::string> args, const std::string& port_pattern);
+  /// Starts `binary args...`, with `env` added to (or replacing in) the test's environment, and
+  /// waits (bounded) until its log matches `port_pattern`, whose first group is the port.
+  ServiceProcess(const std::string& binary, std::vector<std::string> args, const std::string& port_pattern,
+                 const std::map<std::string, std::string>& env = {});
   virtual ~ServiceProcess();  // SIGKILLs a child still running
   ServiceProcess(const ServiceProcess&) = delete;
   ServiceProcess& operator=(const ServiceProcess&) = delete;
@@ -48,14 +50,15 @@ class ServiceProcess {
 /// @brief pix-api with `--port 0 --log-format text <args>`.
 class GatewayProcess : public ServiceProcess {
  public:
-  explicit GatewayProcess(std::vector<std::string> args);
+  explicit GatewayProcess(std::vector<std::string> args, const std::map<std::string, std::string>& env = {});
 };
 
 /// @brief A saga stage (`pix-antifraud`...) with `--admin-port 0 --log-format text <args>`; port()
 /// is its admin endpoint.
 class StageProcess : public ServiceProcess {
  public:
-  StageProcess(const std::string& program, std::vector<std::string> args);
+  StageProcess(const std::string& program, std::vector<std::string> args,
+               const std::map<std::string, std::string>& env = {});
 };
 
 /// Poll `pred` until true or `timeout`; returns the last value.
