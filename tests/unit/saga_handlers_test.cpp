@@ -167,5 +167,20 @@ TEST(SagaAuditor, EachEventIsChainedOnceAndAnnouncedWithItsHash) {
   EXPECT_TRUE(store->verify().ok);
 }
 
+TEST(SagaAuditor, TheChainSaysWhoAskedForAPayment) {
+  TempFile db("audit");
+  auto store = std::make_shared<audit::AuditStore>(db.path());
+  Auditor a(store);
+  auto in = record("pix.payment.requested", R"({"transactionId":"12345"})");
+  in.headers["ce_principal"] = "bank-app-7";
+  auto out = a(in);
+  EXPECT_EQ(store->last()->source, "bank-app-7@kafka:pix.payment.requested");
+  EXPECT_EQ(payload_of(out.outputs[0]).at("source").as_string(), "bank-app-7@kafka:pix.payment.requested");
+  // Without authentication there is no principal, and the source is the topic alone.
+  a(record("pix.payment.requested", R"({"transactionId":"2"})", "evt-2"));
+  EXPECT_EQ(store->last()->source, "kafka:pix.payment.requested");
+  EXPECT_TRUE(store->verify().ok);
+}
+
 }  // namespace
 }  // namespace pix::saga

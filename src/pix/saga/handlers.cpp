@@ -202,9 +202,11 @@ broker::OutboundEvent Auditor::audit(const std::string& event_id, const std::str
 
 HandlerResult Auditor::operator()(const kafka::ConsumedRecord& record) {
   // Any payload is audited as it came, JSON or not: the audit trail records, it does not judge.
+  // Who asked (the gateway's verified principal) is part of the chained entry: `<principal>@kafka:<topic>`.
+  const std::string principal = record.header("ce_principal");
+  const std::string source = (principal.empty() ? "" : principal + "@") + "kafka:" + record.topic;
   HandlerResult r;
-  r.outputs.push_back(
-      {Sink::kKafka, audit(event_id_of(record), "kafka:" + record.topic, record.value, record.header("traceparent"))});
+  r.outputs.push_back({Sink::kKafka, audit(event_id_of(record), source, record.value, record.header("traceparent"))});
   return r;
 }
 
