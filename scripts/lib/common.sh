@@ -6,7 +6,9 @@
 #
 # Provides:
 #   pix_root                      absolute path of the repository root
-#   PIX_STATE                     state directory (default <repo>/.local, env-overridable)
+#   PIX_PROFILE                   broker profile: plain (default) or secure (exported)
+#   PIX_STATE                     state directory (env-overridable; default <repo>/.local,
+#                                 or <repo>/.local/secure when PIX_PROFILE=secure)
 #   PIX_LOGS                      $PIX_STATE/logs
 #   step / ok / warn / die        progress messages (colored when stdout/stderr is a tty)
 #   wait_until DESC TIMEOUT_S [--log FILE] [--pid PID] CMD...
@@ -32,7 +34,25 @@ pix_root() {
     printf '%s\n' "$here"
 }
 
-PIX_STATE="${PIX_STATE:-$(pix_root)/.local}"
+# PIX_PROFILE picks the local brokers' profile: `plain` (default: no TLS, no authentication)
+# or `secure` (TLS, SCRAM / AMQP users, ACLs; docs/security-brokers.md). Each profile keeps
+# its own state: PIX_STATE defaults to <repo>/.local (plain) or <repo>/.local/secure.
+PIX_PROFILE="${PIX_PROFILE:-plain}"
+case "$PIX_PROFILE" in
+    plain | secure) ;;
+    *)
+        printf 'ERR PIX_PROFILE=%s: expected plain or secure\n' "$PIX_PROFILE" >&2
+        exit 2
+        ;;
+esac
+if [[ -z "${PIX_STATE:-}" ]]; then
+    if [[ "$PIX_PROFILE" == secure ]]; then
+        PIX_STATE="$(pix_root)/.local/secure"
+    else
+        PIX_STATE="$(pix_root)/.local"
+    fi
+fi
+export PIX_PROFILE
 mkdir -p "$PIX_STATE"
 PIX_STATE="$(cd "$PIX_STATE" && pwd -P)"
 PIX_LOGS="$PIX_STATE/logs"

@@ -3,10 +3,15 @@
 #
 #   scripts/local/brokers.sh up       deps.sh, then kafka.sh start and rabbitmq.sh start in parallel
 #   scripts/local/brokers.sh down     stop both (in parallel)
-#   scripts/local/brokers.sh status   status of both; exit 0 if both up, 3 otherwise
+#   scripts/local/brokers.sh status   status of both (and the profile); exit 0 if both up, 3 otherwise
 #
-# Env: PIX_SKIP_DEPS=1 skips deps.sh; PIX_SERIAL=1 starts/stops one after the
-# other instead of in parallel. Every variable of kafka.sh / rabbitmq.sh applies.
+# PIX_PROFILE=secure runs the secure pair instead (TLS, SCRAM / AMQP users, ACLs; state in
+# <repo>/.local/secure; docs/security-brokers.md): `up` first makes the certificates
+# (tls.sh ensure) and the passwords and env files (credentials.sh ensure), then starts both.
+#
+# Env: PIX_PROFILE (plain | secure; passed to both scripts), PIX_SKIP_DEPS=1 skips deps.sh;
+# PIX_SERIAL=1 starts/stops one after the other instead of in parallel. Every variable of
+# kafka.sh / rabbitmq.sh applies (secure: RABBITMQ_TLS_PORT, RABBITMQ_MGMT_PORT, ...).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -49,7 +54,12 @@ cmd_up() {
     else
         "$HERE/deps.sh"
     fi
-    step "starting kafka and rabbitmq (state: $PIX_STATE, logs: $PIX_LOGS)"
+    if [[ "$PIX_PROFILE" == secure ]]; then
+        step "secure profile: certificates and credentials in $PIX_STATE"
+        "$HERE/tls.sh" ensure
+        "$HERE/credentials.sh" ensure
+    fi
+    step "starting kafka and rabbitmq (profile: $PIX_PROFILE, state: $PIX_STATE, logs: $PIX_LOGS)"
     if ! run_both start start; then
         die "brokers not up (see messages above; logs in $PIX_LOGS)"
     fi
@@ -60,13 +70,14 @@ cmd_up() {
 cmd_down() {
     local t0
     t0="$(now_us)"
-    step "stopping kafka and rabbitmq"
+    step "stopping kafka and rabbitmq (profile: $PIX_PROFILE, state: $PIX_STATE)"
     run_both stop stop || die "could not stop every broker"
     ok "brokers down in $(elapsed_since "$t0")s"
 }
 
 cmd_status() {
     local rc=0
+    echo "profile: $PIX_PROFILE (state $PIX_STATE)"
     "$HERE/kafka.sh" status || rc=3
     "$HERE/rabbitmq.sh" status || rc=3
     return "$rc"

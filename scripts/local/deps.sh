@@ -17,6 +17,8 @@ PIX_APT_PACKAGES=(
     libspdlog-dev libcli11-dev libsqlite3-dev libssl-dev
     # local brokers and their tools (scripts/local/kafka.sh, rabbitmq.sh)
     rabbitmq-server kcat maven openjdk-17-jre-headless curl
+    # secure profile (PIX_PROFILE=secure): certificates, AMQPS smoke checks (secure_smoke.sh)
+    openssl amqp-tools jq
     # scripting / tooling
     python3 python3-venv procps
     # deployment checks (scripts/deploy): promtool, amtool, real Prometheus, compose, node tools

@@ -11,6 +11,11 @@
 # The ledger and the audit store live in $PIX_STATE/data. Env: PIX_BIN_DIR (default
 # build/release/src), PIX_POPULATION (accounts pix-0001.. funded for the simulator, 1000), and
 # every PIX_* variable the programs read (see README).
+#
+# PIX_PROFILE=secure: each service runs with its own credentials ($PIX_STATE/credentials/env/
+# NAME.env, written by the secure brokers), and the APIs serve HTTPS with bearer tokens from the
+# local development issuer ($PIX_STATE/issuer, made here with pix-token init) or client
+# certificates of the local CA. PIX_RATE_LIMIT (default 2000/s per principal) applies to them.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -21,6 +26,12 @@ bin_dir="${PIX_BIN_DIR:-$root/build/release/src}"
 run_dir="$PIX_STATE/run"
 data_dir="$PIX_STATE/data"
 mkdir -p "$run_dir" "$data_dir"
+secure=0
+[[ "${PIX_PROFILE:-plain}" == secure ]] && secure=1
+tls_dir="$PIX_STATE/tls"
+issuer_dir="$PIX_STATE/issuer"
+env_dir="$PIX_STATE/credentials/env"
+dev_issuer="https://pix-pubsub.local/dev-issuer"
 
 all_names=(api-kafka api-rabbitmq antifraud settlement notifier auditor)
 
@@ -37,10 +48,17 @@ port_of() {
     esac
 }
 
+# The APIs' edge in the secure profile: HTTPS, tokens or client certificates, a rate limit.
+api_security_flags() {
+    ((secure)) || return 0
+    echo "--tls-cert $tls_dir/server.crt --tls-key $tls_dir/server.key --tls-client-ca $tls_dir/ca.crt" \
+        "--auth jwt --jwks $issuer_dir/jwks.json --jwt-issuer $dev_issuer --rate-limit ${PIX_RATE_LIMIT:-2000}"
+}
+
 command_of() {
     case "$1" in
-        api-kafka) echo "$bin_dir/pix-api --broker kafka --port 5000" ;;
-        api-rabbitmq) echo "$bin_dir/pix-api --broker rabbit --port 5001" ;;
+        api-kafka) echo "$bin_dir/pix-api --broker kafka --port 5000 $(api_security_flags)" ;;
+        api-rabbitmq) echo "$bin_dir/pix-api --broker rabbit --port 5001 $(api_security_flags)" ;;
         antifraud) echo "$bin_dir/pix-antifraud --instance-id antifraud-local" ;;
         settlement) echo "$bin_dir/pix-settlement --instance-id settlement-local --db $data_dir/ledger.db --population ${PIX_POPULATION:-1000}" ;;
         notifier) echo "$bin_dir/pix-notifier --instance-id notifier-local" ;;
@@ -48,8 +66,31 @@ command_of() {
     esac
 }
 
-http_code() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
-is_ready() { [[ "$(http_code "http://127.0.0.1:$1/readyz")" == 200 ]]; }
+http_code() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$@" 2>/dev/null || true; }
+# The APIs answer HTTPS in the secure profile; the stages' admin endpoints stay plain loopback HTTP.
+url_of() {
+    if ((secure)) && [[ "$1" == api-* ]]; then
+        echo "https://127.0.0.1:$(port_of "$1")"
+    else
+        echo "http://127.0.0.1:$(port_of "$1")"
+    fi
+}
+is_ready() {
+    if ((secure)) && [[ "$1" == api-* ]]; then
+        [[ "$(http_code --cacert "$tls_dir/ca.crt" "$(url_of "$1")/readyz")" == 200 ]]
+    else
+        [[ "$(http_code "$(url_of "$1")/readyz")" == 200 ]]
+    fi
+}
+
+# The secure profile needs the brokers' credentials and a token issuer before anything starts.
+secure_prerequisites() {
+    ((secure)) || return 0
+    [[ -f "$tls_dir/server.crt" && -d "$env_dir" ]] ||
+        die "no credentials in $PIX_STATE: start the secure brokers first (PIX_PROFILE=secure scripts/local/brokers.sh up)"
+    [[ -x "$bin_dir/pix-token" ]] || die "$bin_dir/pix-token is missing: build first (scripts/local/build.sh release)"
+    "$bin_dir/pix-token" init --dir "$issuer_dir" | sed 's/^/    /'
+}
 
 start_one() {
     local name="$1" port
@@ -57,8 +98,8 @@ start_one() {
     local pidfile="$run_dir/$name.pid" log="$PIX_LOGS/$name.log" pid cmd
     pid="$(pid_from_file "$pidfile")"
     if pid_alive "$pid" pix-; then
-        if is_ready "$port"; then
-            ok "$name already running (pid $pid, http://127.0.0.1:$port)"
+        if is_ready "$name"; then
+            ok "$name already running (pid $pid, $(url_of "$name"))"
             return 0
         fi
         warn "$name (pid $pid) runs but is not ready; restarting it"
@@ -69,13 +110,21 @@ start_one() {
     fi
     read -r -a cmd <<<"$(command_of "$name")"
     [[ -x "${cmd[0]}" ]] || die "${cmd[0]} is missing: build first (scripts/local/build.sh release)"
-    step "starting $name on http://127.0.0.1:$port (log: $log)"
-    # The inner shell writes its own pid, then becomes the program: the pid file is exact.
+    # Each service's own principal (Kafka SCRAM user, RabbitMQ user, CA): /dev/null when plain.
+    local env_file=/dev/null
+    if ((secure)); then
+        env_file="$env_dir/$name.env"
+        [[ -f "$env_file" ]] || die "$env_file is missing (the secure brokers write it)"
+    fi
+    step "starting $name on $(url_of "$name") (log: $log)"
+    # The inner shell loads the credentials, writes its own pid, then becomes the program: the
+    # pid file is exact and the secrets never appear on a command line.
     # shellcheck disable=SC2016 # expanded by the inner shell, on purpose
-    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pidfile" "${cmd[@]}" >>"$log" 2>&1 </dev/null &
+    setsid bash -c 'set -a; . "$1"; set +a; echo $$ >"$2"; shift 2; exec "$@"' _ "$env_file" "$pidfile" "${cmd[@]}" \
+        >>"$log" 2>&1 </dev/null &
     wait_until "pid file of $name" 5 test -s "$pidfile"
     pid="$(pid_from_file "$pidfile")"
-    wait_until "$name to be ready (GET /readyz)" 60 --log "$log" --pid "$pid" is_ready "$port"
+    wait_until "$name to be ready (GET /readyz)" 60 --log "$log" --pid "$pid" is_ready "$name"
 }
 
 stop_one() {
@@ -91,14 +140,13 @@ stop_one() {
 }
 
 status_one() {
-    local name="$1" port pidfile="$run_dir/$1.pid" pid
-    port="$(port_of "$name")"
+    local name="$1" pidfile="$run_dir/$1.pid" pid
     pid="$(pid_from_file "$pidfile")"
-    if pid_alive "$pid" pix- && is_ready "$port"; then
-        printf '  %-13s up        pid %-7s http://127.0.0.1:%s\n' "$name" "$pid" "$port"
+    if pid_alive "$pid" pix- && is_ready "$name"; then
+        printf '  %-13s up        pid %-7s %s\n' "$name" "$pid" "$(url_of "$name")"
         return 0
     elif pid_alive "$pid" pix-; then
-        printf '  %-13s NOT READY pid %-7s http://127.0.0.1:%s (see %s)\n' "$name" "$pid" "$port" "$PIX_LOGS/$name.log"
+        printf '  %-13s NOT READY pid %-7s %s (see %s)\n' "$name" "$pid" "$(url_of "$name")" "$PIX_LOGS/$name.log"
         return 3
     fi
     printf '  %-13s down\n' "$name"
@@ -110,7 +158,10 @@ shift || true
 names=("$@")
 [[ ${#names[@]} -gt 0 ]] || names=("${all_names[@]}")
 case "$verb" in
-    start) for n in "${names[@]}"; do start_one "$n"; done ;;
+    start)
+        secure_prerequisites
+        for n in "${names[@]}"; do start_one "$n"; done
+        ;;
     # In pipeline order: the APIs first, so each stage can finish what is already in flight.
     stop) for n in "${names[@]}"; do stop_one "$n"; done ;;
     status)

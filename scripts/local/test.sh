@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then integration tests against the real brokers.
 #
-#   scripts/local/test.sh [unit|integration|all]     default: all
+#   scripts/local/test.sh [unit|integration|secure|all]     default: all
 #
 # Installs what is missing, checks formatting and shell scripts, builds the debug preset (AddressSanitizer + UBSan),
 # starts Kafka and RabbitMQ if they are not running, declares the topology, and
 # runs ctest by label; `all` and `integration` then run the benchmark smoke run and the offline
 # deployment checks (scripts/deploy/validate.sh). Leaves the brokers running (./pix down stops them).
+# `all` and `secure` also start a secure broker pair of the tests' own (Kafka SASL_SSL with ACLs,
+# RabbitMQ AMQPS with per-user permissions; state in $PIX_STATE/secure-test, ports 29392/29393,
+# 25671/25681/25691, so a running ./pix up --secure is left alone), run the `secure` label
+# against it, and stop it again.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -16,8 +20,8 @@ root="$(pix_root)"
 here="$root/scripts/local"
 what="${1:-all}"
 case "$what" in
-    unit|integration|all) ;;
-    *) die "unknown test set '$what' (unit, integration or all)" ;;
+    unit|integration|secure|all) ;;
+    *) die "unknown test set '$what' (unit, integration, secure or all)" ;;
 esac
 
 t0="$(now_us)"
@@ -30,11 +34,44 @@ cd "$root"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-if [[ "$what" != integration ]]; then
+# The secure pair of the tests: its own state and ports, stopped however the tests end.
+secure_state="$PIX_STATE/secure-test"
+secure_env=(PIX_PROFILE=secure PIX_STATE="$secure_state" KAFKA_PORT=29392 KAFKA_CONTROLLER_PORT=29393
+    RABBITMQ_TLS_PORT=25671 RABBITMQ_MGMT_PORT=25681 RABBITMQ_PROM_PORT=25691)
+secure_up=0
+stop_secure() {
+    ((secure_up)) || return 0
+    secure_up=0
+    step "stopping the secure test brokers"
+    env "${secure_env[@]}" "$here/brokers.sh" down | sed 's/^/    /'
+}
+trap stop_secure EXIT
+
+run_secure_tests() {
+    step "secure profile: Kafka SASL_SSL + ACLs and RabbitMQ AMQPS + permissions, of the tests' own"
+    secure_up=1
+    env "${secure_env[@]}" PIX_SKIP_DEPS=1 "$here/brokers.sh" up | sed 's/^/    /'
+    step "declaring the topology and every component's ACLs, as pix-admin"
+    (
+        set -a
+        # shellcheck source=/dev/null # written by credentials.sh
+        . "$secure_state/credentials/env/pix-admin.env"
+        set +a
+        "$root/build/debug/src/pix-admin" topology --kafka-acls
+    ) | sed 's/^/    /'
+    step "security tests against the secure brokers (ctest -L secure)"
+    PIX_SECURE_STATE="$secure_state" ctest --preset secure
+    stop_secure
+}
+
+if [[ "$what" == unit || "$what" == all ]]; then
     step "unit tests (ctest -L unit)"
     ctest --preset unit -j2
 fi
-if [[ "$what" != unit ]]; then
+if [[ "$what" == secure ]]; then
+    run_secure_tests
+fi
+if [[ "$what" == integration || "$what" == all ]]; then
     PIX_SKIP_DEPS=1 "$here/brokers.sh" up
     step "declaring the topology"
     "$root/build/debug/src/pix-admin" topology | sed 's/^/    /'
@@ -44,6 +81,7 @@ if [[ "$what" != unit ]]; then
     export PIX_TEST_BROKER_CONTROL="${PIX_TEST_BROKER_CONTROL:-1}"
     step "integration tests against Kafka $PIX_KAFKA_BOOTSTRAP and RabbitMQ (ctest -L integration)"
     ctest --preset integration
+    [[ "$what" == all ]] && run_secure_tests
     step "benchmark smoke run (a few seconds per target at a tiny rate, so bench/ cannot rot)"
     "$root/bench/run.py" --smoke --out "$PIX_STATE/bench-smoke"
     # After the smoke run: it builds the release preset, which the compose check reads.

@@ -48,6 +48,8 @@ SagaWorld::SagaWorld(std::optional<SecureEnv> secure)
     // RabbitMQ users may only use the real names (exchange pix, queue pix.notification.sent):
     // the secure test broker is the test run's own, so those are declared and kept.
     rabbit_.exchange = "pix";
+    // Fresh queues: whatever earlier tests left in pix.notification.sent is not this test's.
+    amqp::delete_topology(secure_->rabbit_url("pix-admin"), rabbit_);
     auto declared = amqp::declare_topology(secure_->rabbit_url("pix-admin"), rabbit_);
     EXPECT_TRUE(declared) << declared.error;
     issuer_ = security::TokenIssuer::generate_es256();
