@@ -9,7 +9,7 @@
 # deployment checks (scripts/deploy/validate.sh). Leaves the brokers running (./pix down stops them).
 # `all` and `secure` also start a secure broker pair of the tests' own (Kafka SASL_SSL with ACLs,
 # RabbitMQ AMQPS with per-user permissions; state in $PIX_STATE/secure-test, ports 29392/29393,
-# 25671/25681/25691, so a running ./pix up --secure is left alone), run the `secure` label
+# 26671/26681/26691, so a running ./pix up --secure is left alone), run the `secure` label
 # against it, and stop it again.
 set -euo pipefail
 
@@ -37,7 +37,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # The secure pair of the tests: its own state and ports, stopped however the tests end.
 secure_state="$PIX_STATE/secure-test"
 secure_env=(PIX_PROFILE=secure PIX_STATE="$secure_state" KAFKA_PORT=29392 KAFKA_CONTROLLER_PORT=29393
-    RABBITMQ_TLS_PORT=25671 RABBITMQ_MGMT_PORT=25681 RABBITMQ_PROM_PORT=25691)
+    RABBITMQ_TLS_PORT=26671 RABBITMQ_MGMT_PORT=26681 RABBITMQ_PROM_PORT=26691 PIX_RABBITMQ_NODENAME=pix-secure-test@localhost)
 secure_up=0
 stop_secure() {
     ((secure_up)) || return 0
