@@ -262,7 +262,10 @@ TEST_F(GatewaySecurity, AThousandMalformedTokensAndHeadersLeaveTheServerServingW
   const std::string saved = asan ? asan : "";
   ::setenv("ASAN_OPTIONS", (saved + (saved.empty() ? "" : ":") + "quarantine_size_mb=1").c_str(), 1);
   GatewayProcess gw(args());
-  if (asan) ::setenv("ASAN_OPTIONS", saved.c_str(), 1); else ::unsetenv("ASAN_OPTIONS");
+  if (asan)
+    ::setenv("ASAN_OPTIONS", saved.c_str(), 1);
+  else
+    ::unsetenv("ASAN_OPTIONS");
   HttpClient c(gw.port(), tls());
   ASSERT_TRUE(eventually([&] { return c.request("GET", "/readyz").status == 200; }, 30s)) << gw.logs();
   auto round = [&] {
