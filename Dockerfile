@@ -5,7 +5,8 @@
 #   docker build --target api-rabbitmq -t api-rabbitmq:latest .  pix-api, PIX_BROKER=rabbit, port 5001
 #   docker build                       -t pix-pubsub:latest .    every binary; run one by its name
 #                                                                (pix-antifraud, pix-settlement, pix-notifier,
-#                                                                 pix-auditor, pix-admin, pix-sim, pix-tail)
+#                                                                 pix-auditor, pix-admin, pix-sim, pix-tail,
+#                                                                 pix-token)
 #
 # Build arguments: VERSION, REVISION, CREATED, SOURCE (OCI labels), BUILD_JOBS (default 2).
 # Binaries go to /usr/local/bin; they run as 10001:10001 with /var/lib/pix (ledger.db, audit.db) as
@@ -43,12 +44,12 @@ ARG BUILD_JOBS=2
 RUN --mount=type=cache,target=/src/build,id=pix-pubsub-build \
     cmake --preset release \
     && cmake --build --preset release --parallel "${BUILD_JOBS}" --target \
-        pix-admin pix-antifraud pix-api pix-auditor pix-notifier pix-settlement pix-sim pix-tail \
+        pix-admin pix-antifraud pix-api pix-auditor pix-notifier pix-settlement pix-sim pix-tail pix-token \
     && install -d /out/bin \
     && install -m 0755 -s \
         build/release/src/pix-admin build/release/src/pix-antifraud build/release/src/pix-api \
         build/release/src/pix-auditor build/release/src/pix-notifier build/release/src/pix-settlement \
-        build/release/src/pix-sim build/release/src/pix-tail \
+        build/release/src/pix-sim build/release/src/pix-tail build/release/src/pix-token \
         /out/bin/
 
 # ---------------------------------------------------------------------------------------------------
