@@ -36,12 +36,18 @@ class FreshTopology {
     auto r = amqp::declare_topology(TestRabbit::url(), options_);
     EXPECT_TRUE(r) << r.error;
   }
-  ~FreshTopology() { amqp::delete_topology(TestRabbit::url(), options_); }
+  ~FreshTopology() {
+    if (broker_restarted_) settle_quorum_queues(TestRabbit::url(), options_);
+    amqp::delete_topology(TestRabbit::url(), options_);
+  }
+  /// The test restarts RabbitMQ: the queues settle before they are deleted.
+  void broker_restarted() { broker_restarted_ = true; }
   const std::string& exchange() const { return options_.exchange; }
   std::string queue_for(const std::string& key) const { return options_.queue_prefix + key; }
 
  private:
   amqp::TopologyOptions options_;
+  bool broker_restarted_ = false;
 };
 
 std::unique_ptr<GatewayProcess> start_gateway(const std::string& exchange, std::vector<std::string> extra = {}) {
@@ -208,6 +214,7 @@ TEST(GatewayRabbitOutage, NeverOkWhileDownAndResumesByItselfWhenBack) {
   HttpClient c(gw->port());
   ASSERT_EQ(c.post_json("/rabbit", kSeedRabbitExample).status, 200);
 
+  topo.broker_restarted();
   ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/rabbitmq.sh stop >/dev/null 2>&1"), 0);
   int unavailable = 0, maybe_stored = 0;
   for (int i = 0; i < 20; ++i) {

@@ -91,6 +91,7 @@ TEST(SagaEndToEnd, StagesReconnectWhenRabbitMqComesBack) {
   ASSERT_NO_FATAL_FAILURE(world.start_all());
   auto api = world.api_client();
   const int total = 20;
+  world.broker_restarted();
   ASSERT_EQ(std::system(PIX_SOURCE_DIR "/scripts/local/rabbitmq.sh stop >/dev/null 2>&1"), 0);
   // Payments keep coming in through Kafka while notifications cannot go out.
   for (int i = 0; i < total; ++i) {

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 #include <utility>
 
 #include "pix/amqp/connection.hpp"
@@ -160,6 +161,31 @@ std::optional<std::uint32_t> queue_message_count(const amqp::AmqpUrl& url, std::
   }
   if (error != nullptr) *error = std::move(why);
   return std::nullopt;
+}
+
+std::string settle_quorum_queues(const amqp::AmqpUrl& url, const amqp::TopologyOptions& options) {
+  const amqp::TopologyNames names = amqp::topology_names(options);
+  std::vector<std::string> queues = names.queues;
+  queues.push_back(names.unrouted);
+  queues.push_back(names.dead_letter_queue);
+  AdminConnection admin(url);
+  if (!admin.error.empty()) return admin.error;
+  for (const auto& queue : queues) {
+    // A dequeue is a Raft command: its answer (a message or get-empty) means the queue has a
+    // leader that applies commands again.
+    const amqp_rpc_reply_t reply = amqp_basic_get(admin.conn, kChannel, bytes_of(queue), /*no_ack=*/1);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) return "basic.get " + queue + " failed";
+    if (reply.reply.id == AMQP_BASIC_GET_OK_METHOD) {
+      amqp_message_t message;
+      if (amqp_read_message(admin.conn, kChannel, &message, 0).reply_type != AMQP_RESPONSE_NORMAL) {
+        return "basic.get " + queue + ": the message could not be read";
+      }
+      amqp_destroy_message(&message);
+    }
+  }
+  // The dead-letter workers the new leaders started check out right after the election.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  return {};
 }
 
 }  // namespace pix::test

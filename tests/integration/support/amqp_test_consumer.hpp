@@ -70,4 +70,12 @@ amqp::AmqpOpResult declare_plain_exchange(const amqp::AmqpUrl& url, std::string_
 std::optional<std::uint32_t> queue_message_count(const amqp::AmqpUrl& url, std::string_view queue,
                                                  std::string* error = nullptr);
 
+/// @brief Waits until every quorum queue of a topology answers a dequeue (its leader elected and
+/// applying commands), then a moment for its dead-letter worker. Call it before deleting queues
+/// right after the broker restarted: RabbitMQ 3.10 loses its dead-letter supervisor (and every
+/// later at-least-once queue.declare fails with 541 INTERNAL_ERROR) when a quorum queue is
+/// deleted while its dead-letter worker is still starting. Consumes what the queues hold.
+/// Empty on success, else why.
+std::string settle_quorum_queues(const amqp::AmqpUrl& url, const amqp::TopologyOptions& options);
+
 }  // namespace pix::test

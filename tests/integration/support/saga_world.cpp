@@ -73,7 +73,10 @@ SagaWorld::~SagaWorld() {
   stages_.clear();
   api_.reset();
   kafka::delete_topics(bootstrap(), topics_, 30s, kafka_properties("pix-admin"));
-  if (!secure_) amqp::delete_topology(TestRabbit::url(), rabbit_);
+  if (!secure_) {
+    if (broker_restarted_) settle_quorum_queues(TestRabbit::url(), rabbit_);
+    amqp::delete_topology(TestRabbit::url(), rabbit_);
+  }
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }

@@ -39,6 +39,8 @@ class SagaWorld {
   ServiceProcess& stage(const std::string& name) { return *stages_.at(name); }
   const std::string& prefix() const { return prefix_; }
   bool secure() const { return secure_.has_value(); }
+  /// The test restarts RabbitMQ: the queues settle before the destructor deletes them.
+  void broker_restarted() { broker_restarted_ = true; }
 
   /// A client of the gateway (HTTPS with the profile's CA when secure).
   std::unique_ptr<HttpClient> api_client() const;
@@ -76,6 +78,7 @@ class SagaWorld {
   std::string dir_;
   std::optional<security::TokenIssuer> issuer_;
   std::string token_;
+  bool broker_restarted_ = false;
   std::unique_ptr<GatewayProcess> api_;
   std::map<std::string, std::unique_ptr<StageProcess>> stages_;
 };
