@@ -9,6 +9,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -29,6 +31,7 @@
 #include "pix/domain/topics.hpp"
 #include "pix/security/base64url.hpp"
 #include "pix/security/token_issuer.hpp"
+#include "support/test_pki.hpp"
 
 namespace pix {
 namespace {
@@ -867,47 +870,50 @@ TEST(JwksSource, FirstLoadFailureStopsStartUp) {
   std::ofstream(dir.file("weak.json")) << jwks_of({});
   EXPECT_THROW(security::JwksSource({dir.file("weak.json")}, verifier), std::runtime_error);
   try {
-    security::JwksSource source({"https://idp.example/.well-known/jwks.json"}, verifier);
-    ADD_FAILURE() << "https accepted";
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("https JWKS URLs are not supported"), std::string::npos) << e.what();
-  }
-  try {
     security::JwksSource source({"http://127.0.0.1:1/jwks.json", 300s, 1s, 5s}, verifier);
     ADD_FAILURE() << "unreachable server accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("connect to 127.0.0.1:1"), std::string::npos) << e.what();
   }
   EXPECT_THROW(security::JwksSource({dir.file("weak.json"), 0s}, verifier), std::invalid_argument);
-  for (std::string_view url : {"http://user:pw@127.0.0.1/jwks", "http:///jwks", "http://host:99999/", "ftp://x/y"}) {
+  for (std::string_view url :
+       {"http://user:pw@127.0.0.1/jwks", "http:///jwks", "http://host:99999/", "ftp://x/y", "https://[::1/jwks"}) {
     EXPECT_THROW(security::JwksSource({std::string(url)}, verifier), std::runtime_error) << url;
   }
 }
 
-// Serves one HTTP response on 127.0.0.1 (port 0, read back) and records the request target.
+// Serves one HTTP response on 127.0.0.1 (port 0, read back) and records the request target;
+// over TLS with `cert` (prefix of .crt/.key) when given.
 class OneShotHttpServer {
  public:
-  OneShotHttpServer(std::string body, unsigned status)
-      : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}), endpoint_(acceptor_.local_endpoint()) {
+  OneShotHttpServer(std::string body, unsigned status, const std::string& cert = {})
+      : tls_(boost::asio::ssl::context::tls_server),
+        acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}),
+        endpoint_(acceptor_.local_endpoint()),
+        https_(!cert.empty()) {
+    if (https_) {
+      tls_.use_certificate_chain_file(cert + ".crt");
+      tls_.use_private_key_file(cert + ".key", boost::asio::ssl::context::pem);
+    }
     thread_ = std::thread([this, body = std::move(body), status] {
-      namespace http = boost::beast::http;
       boost::beast::error_code ec;
       boost::asio::ip::tcp::socket socket(ioc_);
       acceptor_.accept(socket, ec);
       if (ec) return;
-      boost::beast::flat_buffer buffer;
-      http::request<http::string_body> req;
-      http::read(socket, buffer, req, ec);
-      if (ec) return;
-      {
-        std::lock_guard lock(mutex_);
-        target_ = std::string(req.target());
+      if (!https_) {
+        serve(socket, body, status);
+        socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+        return;
       }
-      http::response<http::string_body> res{static_cast<http::status>(status), 11};
-      res.body() = body;
-      res.prepare_payload();
-      http::write(socket, res, ec);
-      socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+      boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> stream(socket, tls_);
+      stream.handshake(boost::asio::ssl::stream_base::server, ec);
+      if (ec) {
+        std::lock_guard lock(mutex_);
+        handshake_error_ = ec.message();
+        return;
+      }
+      serve(stream, body, status);
+      stream.shutdown(ec);
     });
   }
   ~OneShotHttpServer() {
@@ -921,8 +927,9 @@ class OneShotHttpServer {
   OneShotHttpServer(const OneShotHttpServer&) = delete;
   OneShotHttpServer& operator=(const OneShotHttpServer&) = delete;
 
-  std::string url(std::string_view path) const {
-    return "http://127.0.0.1:" + std::to_string(endpoint_.port()) + std::string(path);
+  std::string url(std::string_view path, std::string_view host = "127.0.0.1") const {
+    return std::string(https_ ? "https://" : "http://") + std::string(host) + ":" + std::to_string(endpoint_.port()) +
+           std::string(path);
   }
   std::string target() const {
     std::lock_guard lock(mutex_);
@@ -930,11 +937,32 @@ class OneShotHttpServer {
   }
 
  private:
+  template <class Stream>
+  void serve(Stream& stream, const std::string& body, unsigned status) {
+    namespace http = boost::beast::http;
+    boost::beast::error_code ec;
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    http::read(stream, buffer, req, ec);
+    if (ec) return;
+    {
+      std::lock_guard lock(mutex_);
+      target_ = std::string(req.target());
+    }
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.body() = body;
+    res.prepare_payload();
+    http::write(stream, res, ec);
+  }
+
   boost::asio::io_context ioc_;
+  boost::asio::ssl::context tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   const boost::asio::ip::tcp::endpoint endpoint_;  // read once: the acceptor belongs to the server thread
+  const bool https_;
   mutable std::mutex mutex_;
   std::string target_;
+  std::string handshake_error_;
   std::thread thread_;
 };
 
@@ -956,6 +984,66 @@ TEST(JwksSource, HttpErrorStatusIsAFailedLoad) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("HTTP 404"), std::string::npos) << e.what();
   }
+}
+
+// The load's error names the step that failed and, for a refused certificate, OpenSSL's reason.
+std::string first_load_error(const security::JwksSource::Options& options) {
+  TokenVerifier verifier(policy());
+  try {
+    security::JwksSource source(options, verifier);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "loaded";
+}
+
+TEST(JwksSource, LoadsFromAnHttpsUrlWhoseCertificateChainsToTheCa) {
+  test::TestPki pki;
+  for (std::string_view host : {"127.0.0.1", "localhost"}) {  // IP SAN, then DNS SAN (and SNI)
+    OneShotHttpServer server(es256().jwks_json(), 200, pki.server);
+    TokenVerifier verifier(policy());
+    security::JwksSource::Options o{server.url("/.well-known/jwks.json", host)};
+    o.ca_file = pki.ca;
+    security::JwksSource source(o, verifier);
+    EXPECT_EQ(server.target(), "/.well-known/jwks.json") << host;
+    EXPECT_TRUE(verifier.verify(es256().sign(request()))) << host;
+  }
+}
+
+TEST(JwksSource, HttpsServerIsRefusedUnlessItsCertificateIsTrustedForTheHost) {
+  test::TestPki pki;
+  {
+    OneShotHttpServer server(es256().jwks_json(), 200, pki.server);
+    security::JwksSource::Options o{server.url("/jwks.json")};
+    o.ca_file = pki.other_ca;  // a CA that did not sign the server's certificate
+    const auto error = first_load_error(o);
+    EXPECT_NE(error.find("TLS handshake with 127.0.0.1:"), std::string::npos) << error;
+    EXPECT_NE(error.find("unable to get local issuer certificate"), std::string::npos) << error;
+  }
+  {
+    OneShotHttpServer server(es256().jwks_json(), 200, pki.server);
+    security::JwksSource::Options o{server.url("/jwks.json")};  // the system's CAs know no test CA
+    EXPECT_NE(first_load_error(o).find("TLS handshake"), std::string::npos);
+  }
+  // Trusted CA, but the certificate names another server.
+  const std::string elsewhere = pki.issue("main", "idp", true, "DNS:idp.example");
+  for (auto [host, why] :
+       {std::pair{"127.0.0.1", "IP address mismatch"}, std::pair{"localhost", "hostname mismatch"}}) {
+    OneShotHttpServer server(es256().jwks_json(), 200, elsewhere);
+    security::JwksSource::Options o{server.url("/jwks.json", host)};
+    o.ca_file = pki.ca;
+    const auto error = first_load_error(o);
+    EXPECT_NE(error.find(why), std::string::npos) << error;
+  }
+  {
+    OneShotHttpServer plain(es256().jwks_json(), 200);  // https:// to a server that speaks http
+    security::JwksSource::Options o{"https" + plain.url("/jwks.json").substr(4)};
+    o.ca_file = pki.ca;
+    EXPECT_NE(first_load_error(o).find("TLS handshake"), std::string::npos);
+  }
+  security::JwksSource::Options o{"https://127.0.0.1:1/jwks.json"};
+  o.ca_file = pki.dir + "/absent.crt";
+  EXPECT_NE(first_load_error(o).find("cannot load CA file"), std::string::npos);
 }
 
 // ---- the development issuer ------------------------------------------------------------------

@@ -89,6 +89,7 @@ Authenticator::Authenticator(const AuthConfig& config) {
     security::JwksSource::Options o;
     o.location = config.jwks;
     o.refresh = config.jwks_refresh;
+    o.ca_file = config.jwks_ca;
     jwks_ = std::make_unique<security::JwksSource>(o, *verifier_);
   }
   if (!config.client_cert_scopes_file.empty()) {

@@ -86,8 +86,12 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
       ->envname("PIX_AUTH")
       ->check(CLI::IsMember({"none", "jwt"}))
       ->capture_default_str();
-  app.add_option("--jwks", c.auth.jwks, "the token issuer's JSON Web Key Set: a file or an http:// URL")
+  app.add_option("--jwks", c.auth.jwks, "the token issuer's JSON Web Key Set: a file or an https:// (http://) URL")
       ->envname("PIX_JWKS");
+  app.add_option("--jwks-ca", c.auth.jwks_ca,
+                 "CA certificates (PEM) an https JWKS server's certificate must chain to (default: the system's)")
+      ->envname("PIX_JWKS_CA")
+      ->check(CLI::ExistingFile);
   app.add_option("--jwt-issuer", c.auth.issuer, "required `iss` of tokens")->envname("PIX_JWT_ISSUER");
   app.add_option("--jwt-audience", c.auth.audiences, "accepted `aud` values (repeatable)")
       ->envname("PIX_JWT_AUDIENCE")

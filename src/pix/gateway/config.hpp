@@ -26,7 +26,8 @@ struct TlsConfig {
 /// @brief Who may publish: bearer JWTs verified against a JWKS, and/or verified client certificates.
 struct AuthConfig {
   bool required = false;  ///< `--auth jwt`: every publish needs a verified principal
-  std::string jwks;       ///< file path or http:// URL of the issuer's JSON Web Key Set
+  std::string jwks;       ///< file path or https:// (http://) URL of the issuer's JSON Web Key Set
+  std::string jwks_ca;    ///< https JWKS: CA certificates (PEM) its server's must chain to; empty: the system's
   std::string issuer;
   std::vector<std::string> audiences{"pix-api"};
   std::chrono::seconds leeway{60};

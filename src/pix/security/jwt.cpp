@@ -7,11 +7,14 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -19,6 +22,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -546,6 +550,7 @@ VerifyResult verify_token(std::string_view token, const KeySet& keys, const Veri
 // ---- JWKS documents --------------------------------------------------------------------------
 
 struct HttpUrl {
+  bool tls = false;  // https: the server's certificate is verified for `host`
   std::string host;
   std::string port = "80";
   std::string host_header;  // authority as written
@@ -557,18 +562,19 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
 }
 
 HttpUrl parse_http_url(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
+  HttpUrl out;
   if (starts_with_nocase(url, "https://")) {
-    throw std::runtime_error(
-        "https JWKS URLs are not supported (this build has no TLS client): fetch the key set into a file, or use "
-        "http inside a trusted network");
+    out.tls = true;
+    out.port = "443";
+    url.remove_prefix(8);
+  } else if (starts_with_nocase(url, "http://")) {
+    url.remove_prefix(7);
+  } else {
+    throw std::runtime_error("JWKS URL must start with https:// or http://");
   }
-  if (!starts_with_nocase(url, kScheme)) throw std::runtime_error("JWKS URL must start with http://");
-  url.remove_prefix(kScheme.size());
   if (const auto hash = url.find('#'); hash != std::string_view::npos) url = url.substr(0, hash);
   const auto path_start = url.find_first_of("/?");
   const std::string_view authority = url.substr(0, path_start);
-  HttpUrl out;
   if (path_start != std::string_view::npos) {
     out.target = std::string(url.substr(path_start));
     if (out.target.front() == '?') out.target.insert(0, "/");
@@ -602,35 +608,61 @@ HttpUrl parse_http_url(std::string_view url) {
   return out;
 }
 
+// The TLS client settings of an https JWKS fetch: TLS 1.2 or later, the peer verified against
+// `ca_file` (the system's trust store when empty). Empty on success, else why.
+std::string make_tls_context(boost::asio::ssl::context& ctx, const std::string& ca_file) {
+  boost::system::error_code ec;
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  if (ca_file.empty()) {
+    ctx.set_default_verify_paths(ec);
+    if (ec) return "cannot load the system's CA certificates: " + ec.message();
+  } else {
+    ctx.load_verify_file(ca_file, ec);
+    if (ec) return "cannot load CA file " + ca_file + ": " + ec.message();
+  }
+  ctx.set_verify_mode(boost::asio::ssl::verify_peer);
+  return {};
+}
+
+// The name an https server's certificate must carry (an IP literal is matched against IP SANs,
+// a name against DNS SANs), and SNI for names. Empty on success, else why.
+std::string expect_server(SSL* ssl, const std::string& host) {
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (!ec) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1) return "cannot check IP address " + host;
+    return {};
+  }
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()) != 1 ||
+      // SSL_set_tlsext_host_name, without its C cast.
+      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(host.c_str())) != 1) {
+    return "cannot check host name " + host;
+  }
+  return {};
+}
+
 // One GET on a private io_context, every step under one deadline. Empty on success, else why.
 // Name resolution runs on Asio's resolver thread, which io_context's destructor joins: a DNS
 // server that never answers can hold this past `timeout` (an IP literal never does).
-std::string http_get(const HttpUrl& url, std::chrono::seconds timeout, std::size_t max_bytes, std::string& body) {
+std::string http_get(const HttpUrl& url, const std::string& ca_file, std::chrono::seconds timeout,
+                     std::size_t max_bytes, std::string& body) {
   namespace asio = boost::asio;
   namespace beast = boost::beast;
   namespace http = beast::http;
   std::string error;
   bool finished = false;
   const std::string where = url.host + ":" + url.port;
+  asio::ssl::context tls_context(asio::ssl::context::tls_client);
+  if (url.tls) {
+    if (auto why = make_tls_context(tls_context, ca_file); !why.empty()) return why;
+  }
   {
     asio::io_context ioc;
-    auto fetch = [&]() -> asio::awaitable<void> {
-      auto executor = co_await asio::this_coro::executor;
+    // The request and its answer, over a plain or a TLS stream.
+    auto exchange = [&](auto& stream) -> asio::awaitable<void> {
       beast::error_code ec;
-      asio::ip::tcp::resolver resolver(executor);
-      const auto endpoints =
-          co_await resolver.async_resolve(url.host, url.port, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "resolve " + url.host + ": " + ec.message();
-        co_return;
-      }
-      beast::tcp_stream stream(executor);
-      stream.expires_after(timeout);
-      co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "connect to " + where + ": " + ec.message();
-        co_return;
-      }
       http::request<http::empty_body> request{http::verb::get, url.target, 11};
       request.set(http::field::host, url.host_header);
       request.set(http::field::user_agent, "pix-pubsub-jwks");
@@ -654,8 +686,46 @@ std::string http_get(const HttpUrl& url, std::chrono::seconds timeout, std::size
         co_return;
       }
       body = std::move(response.body());
-      beast::error_code ignored;  // the answer is complete; a failed shutdown changes nothing
-      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    };
+    auto fetch = [&]() -> asio::awaitable<void> {
+      auto executor = co_await asio::this_coro::executor;
+      beast::error_code ec;
+      asio::ip::tcp::resolver resolver(executor);
+      const auto endpoints =
+          co_await resolver.async_resolve(url.host, url.port, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        error = "resolve " + url.host + ": " + ec.message();
+        co_return;
+      }
+      beast::tcp_stream stream(executor);
+      stream.expires_after(timeout);
+      co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        error = "connect to " + where + ": " + ec.message();
+        co_return;
+      }
+      if (!url.tls) {
+        co_await exchange(stream);
+        beast::error_code ignored;  // the answer is complete; a failed shutdown changes nothing
+        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        co_return;
+      }
+      beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), tls_context);
+      if (auto why = expect_server(tls.native_handle(), url.host); !why.empty()) {
+        error = why;
+        co_return;
+      }
+      co_await tls.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        error = "TLS handshake with " + where + ": " + ec.message();
+        if (const long verify = SSL_get_verify_result(tls.native_handle()); verify != X509_V_OK) {
+          error += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        }
+        co_return;
+      }
+      co_await exchange(tls);
+      // No close_notify wait: the answer is complete, and a server that never answers one would
+      // hold the fetch until its deadline.
     };
     asio::co_spawn(ioc, fetch, [&](const std::exception_ptr& e) {
       finished = true;
@@ -874,11 +944,13 @@ std::size_t TokenVerifier::cache_size() const {
 JwksSource::JwksSource(Options options, TokenVerifier& verifier)
     : options_(checked(options)), is_url_(is_url(options_.location)), verifier_(verifier) {
   if (is_url_) {
-    parse_http_url(options_.location);  // throws on https and malformed URLs, before any fetch
-    spdlog::warn(
-        "JWKS {}: fetched over plain http, which does not authenticate the server; use it only on a "
-        "trusted network",
-        options_.location);
+    // Throws on a malformed URL, before any fetch.
+    if (!parse_http_url(options_.location).tls) {
+      spdlog::warn(
+          "JWKS {}: fetched over plain http, which does not authenticate the server; use https, or http only on "
+          "a trusted network",
+          options_.location);
+    }
   }
   last_stamp_ = stamp();  // taken before reading, so a write during the read is seen next time
   if (auto error = load(); !error.empty()) throw std::runtime_error("JWKS " + options_.location + ": " + error);
@@ -907,8 +979,8 @@ std::string JwksSource::load() {
   std::string document;
   std::string error;
   try {
-    error = is_url_ ? http_get(parse_http_url(options_.location), options_.fetch_timeout, options_.max_document_bytes,
-                               document)
+    error = is_url_ ? http_get(parse_http_url(options_.location), options_.ca_file, options_.fetch_timeout,
+                               options_.max_document_bytes, document)
                     : read_file(options_.location, options_.max_document_bytes, document);
   } catch (const std::exception& e) {
     error = e.what();

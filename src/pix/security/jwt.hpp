@@ -210,27 +210,29 @@ class TokenVerifier {
   std::atomic<std::uint64_t> misses_{0};
 };
 
-/// @brief Keeps a TokenVerifier's keys up to date from a JWKS file or `http://` URL.
+/// @brief Keeps a TokenVerifier's keys up to date from a JWKS file or an `https://` (or `http://`) URL.
 ///
 /// The first load happens in the constructor, which throws std::runtime_error when it fails (a
 /// gateway must not start without keys). Then a thread re-reads the document every `refresh`
 /// and, for a file, as soon as its mtime, size or inode changes (looked at every `file_check`).
 /// A refresh that fails, or yields no usable key, keeps the last good set and logs a warning; an
-/// unchanged document is not pushed again (the verifier's cache survives). `https://` URLs are
-/// refused: the project links libcrypto but not libssl, so fetch HTTPS key sets into a file.
+/// unchanged document is not pushed again (the verifier's cache survives). An `https://` server
+/// must present a certificate that chains to `ca_file` (the system's CAs when empty) and names
+/// the URL's host (DNS or IP SAN), over TLS 1.2 or later; anything less is a failed load.
 class JwksSource {
  public:
   struct Options {
-    std::string location;                        ///< a file path, or `http://host[:port]/path`
+    std::string location;                        ///< a file path, or `https://host[:port]/path` (or http)
     std::chrono::seconds refresh{300};           ///< re-read at least this often
     std::chrono::milliseconds file_check{1000};  ///< how often a file's metadata is looked at
     std::chrono::seconds fetch_timeout{10};      ///< bound on one HTTP fetch, connect to last byte
     std::size_t max_document_bytes = 1 << 20;
+    std::string ca_file{};  ///< https: PEM CA certificates the server's must chain to; empty: the system's
   };
 
   /// Loads the key set and starts the refresh thread. `verifier` must outlive this object.
   /// Throws std::invalid_argument for a non-positive interval, std::runtime_error when the
-  /// location is refused (https, malformed URL) or the first load fails.
+  /// location is refused (a malformed URL, a CA file that does not load) or the first load fails.
   JwksSource(Options options, TokenVerifier& verifier);
   /// Blocks: stops the refresh thread and joins it, waiting for an HTTP fetch in progress (at
   /// most fetch_timeout) to end.

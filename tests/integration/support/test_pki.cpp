@@ -37,12 +37,13 @@ TestPki::~TestPki() {
   std::filesystem::remove_all(dir, ec);
 }
 
-std::string TestPki::issue(const std::string& signer, const std::string& name, bool for_server) {
+std::string TestPki::issue(const std::string& signer, const std::string& name, bool for_server,
+                           const std::string& sans) {
   static int serial = 0;
   const std::string prefix = dir + "/" + name + "-" + signer + "-" + std::to_string(++serial);
   const std::string ext = prefix + ".ext";
-  std::ofstream(ext) << (for_server ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-                                    : "extendedKeyUsage=clientAuth\n");
+  std::ofstream(ext) << (for_server ? "subjectAltName=" + sans + "\nextendedKeyUsage=serverAuth\n"
+                                    : std::string("extendedKeyUsage=clientAuth\n"));
   run("openssl req " + std::string(kEcKey) + " -keyout " + prefix + ".key -out " + prefix + ".csr -subj /CN=" + name);
   run("openssl x509 -req -in " + prefix + ".csr -CA " + dir + "/" + signer + "-ca.crt -CAkey " + dir + "/" + signer +
       "-ca.key -CAcreateserial -out " + prefix + ".crt -days 2 -extfile " + ext);

@@ -14,9 +14,11 @@ class TestPki {
   TestPki(const TestPki&) = delete;
   TestPki& operator=(const TestPki&) = delete;
 
-  /// A leaf certificate signed by the CA `ca` ("main" or "other"): for the server (SANs
-  /// 127.0.0.1 and localhost) or for a client (CN `name`). Returns the path prefix (.crt/.key).
-  std::string issue(const std::string& ca, const std::string& name, bool server);
+  /// A leaf certificate signed by the CA `ca` ("main" or "other"): for the server (SANs `sans`,
+  /// 127.0.0.1 and localhost by default) or for a client (CN `name`). Returns the path prefix
+  /// (.crt/.key).
+  std::string issue(const std::string& ca, const std::string& name, bool server,
+                    const std::string& sans = "IP:127.0.0.1,DNS:localhost");
 
   std::string dir;
   std::string ca;        ///< main CA certificate
