@@ -2,7 +2,10 @@
 """Side-by-side benchmarks of pix-pubsub, on the same brokers, in one run.
 
 Measures, with the same load generator (pix-sim) and the same payload:
-  1. api-kafka and api-rabbitmq, durable as shipped;
+  1. api-kafka and api-rabbitmq, durable as shipped; and api-kafka-tls / api-rabbitmq-tls, the
+     same gateway on the same (plaintext) brokers with its edge secured: HTTPS and a bearer JWT on
+     every request (a throwaway certificate and issuer made for the run), over keep-alive
+     connections as a steady client sends; compared with the plaintext gateway at equal rate;
   2. the seed's design (../shared/peers/seed-flask) with PEER_DURABLE=1 (fair: waits for the
      broker) and PEER_DURABLE=0 (the seed's fire-and-forget);
   3. the ceiling: pix-ceiling publishes the same events through the same client library with the
@@ -18,26 +21,38 @@ latest.md / latest.json) and prints the ratios gateway/seed and gateway/ceiling.
     bench/run.py                  # the full run (about 15-25 minutes on 2 cores)
     bench/run.py --smoke          # a few seconds per target at a tiny rate: checks the machinery
     bench/run.py --targets api-kafka,ceiling-kafka --step-seconds 5
+    bench/run.py --targets api-kafka,api-kafka-tls   # the secured edge beside the plaintext one
 
 It brings the brokers up (or uses running ones), builds the release preset, and stops the
 services `./pix up` started so that they do not compete for the CPU; `./pix up` starts them again.
+To measure elsewhere: --build-dir takes binaries as they are from another build, --use-brokers
+the brokers at --kafka-bootstrap / --rabbit-url / --rabbit-mgmt-url as they are, --leave-services
+leaves ./pix up's services alone, and --port-base moves the ports the servers under test bind.
 """
 import argparse
+import base64
 import datetime
 import json
 import os
 import platform
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "release", "src")
-BENCH_BIN = os.path.join(ROOT, "build", "release", "bench")
+DEFAULT_BUILD = os.path.join(ROOT, "build", "release")
+# Set by configure() from the command line: where the binaries are, and how to reach RabbitMQ's
+# management API.
+BIN = os.path.join(DEFAULT_BUILD, "src")
+BENCH_BIN = os.path.join(DEFAULT_BUILD, "bench")
+RABBIT_MGMT = {"url": "http://127.0.0.1:15672", "auth": "Basic Z3Vlc3Q6Z3Vlc3Q="}
 PEER = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "seed-flask", "run.sh"))
 STATE = os.environ.get("PIX_STATE", os.path.join(ROOT, ".local"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -54,6 +69,11 @@ RABBIT_BODY = json.dumps({"topic": "pix.notification.sent", "value": NOTIFICATIO
 # The seed's app uses the body's topic as the Kafka topic as it is: name the bench copy directly.
 PEER_KAFKA_BODY = json.dumps({"topic": PREFIX + "pix.payment.requested", "value": PAYMENT})
 PEER_VHOST = "bench-seed"
+# The secured edge: what pix-token puts in its tokens by default, and the topics the bench sends.
+JWT_ISSUER = "https://pix-pubsub.local/dev-issuer"
+TOKEN_SCOPES = ("pix.payment.requested", "pix.notification.sent")
+# At equal rate the secured gateway may spend at most this much more CPU per request.
+TLS_CPU_TARGET = 1.25
 
 
 def say(msg):
@@ -101,20 +121,36 @@ def rss_kb(pids, field):
     return total
 
 
-def http_ok(url):
+def http_ok(url, cafile=None):
+    """GET url answers 200 (https verified against cafile)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
+        with urllib.request.urlopen(url, timeout=2, context=context) as r:
             return r.status == 200
     except Exception:  # noqa: BLE001 - any failure means "not yet"
         return False
 
 
+def basic_auth(amqp_url):
+    """The Authorization header of the management API for the AMQP URL's user (guest by default)."""
+    u = urllib.parse.urlsplit(amqp_url)
+    user = urllib.parse.unquote(u.username or "guest")
+    password = urllib.parse.unquote(u.password or "guest")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def with_vhost(amqp_url, vhost):
+    """The AMQP URL with its vhost replaced (the seed's app gets a vhost of its own)."""
+    u = urllib.parse.urlsplit(amqp_url)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + urllib.parse.quote(vhost, safe=""), "", ""))
+
+
 def rabbit_api(method, path, body=None):
-    """RabbitMQ's management API (guest on loopback)."""
-    req = urllib.request.Request(f"http://127.0.0.1:15672/api/{path}", method=method,
+    """RabbitMQ's management API (the --rabbit-url's user)."""
+    req = urllib.request.Request(f"{RABBIT_MGMT['url']}/api/{path}", method=method,
                                  data=json.dumps(body).encode() if body is not None else None,
                                  headers={"content-type": "application/json",
-                                          "authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
+                                          "authorization": RABBIT_MGMT["auth"]})
     try:
         with urllib.request.urlopen(req, timeout=10):
             pass
@@ -162,7 +198,18 @@ class Server:
         log = open(os.path.join(STATE, "logs", f"bench-{name}.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                      start_new_session=True)
-        wait_ready(lambda: self.proc.poll() is None and ready(), name, timeout=180)
+        self.log = log.name
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with status {self.proc.returncode} (log: {self.log})")
+            return ready()
+
+        try:
+            wait_ready(up, name, timeout=180)
+        except BaseException:
+            self.stop()  # never ready (or interrupted): not left running behind the run
+            raise
 
     def pids(self):
         return tree(self.proc.pid)
@@ -171,19 +218,58 @@ class Server:
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except ProcessLookupError:
+            self.proc.wait()  # the whole group is gone already
+        except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class SecuredEdge:
+    """What pix-api needs to serve HTTPS and demand a bearer JWT, and what pix-sim needs to pass:
+    a self-signed certificate for 127.0.0.1 (openssl), a throwaway issuer (pix-token init) and
+    one token valid for the whole run, all in a temporary directory removed at the end."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="pix-bench-edge-")
+        self.cert = os.path.join(self.dir, "server.crt")
+        self.key = os.path.join(self.dir, "server.key")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj", "/CN=pix-bench",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], capture_output=True)
+        issuer = os.path.join(self.dir, "issuer")
+        run([os.path.join(BIN, "pix-token"), "init", "--dir", issuer], stdout=subprocess.DEVNULL)
+        self.jwks = os.path.join(issuer, "jwks.json")
+        scopes = [a for topic in TOKEN_SCOPES for a in ("--scope", topic)]
+        token = run([os.path.join(BIN, "pix-token"), "issue", "--dir", issuer, "--subject", "pix-bench", "--ttl", "2d",
+                     "--issuer", JWT_ISSUER] + scopes, capture_output=True).stdout.strip()
+        # In a file, so that it shows in no process list.
+        self.token_file = os.path.join(self.dir, "token")
+        with open(os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(token + "\n")
+
+    def api_flags(self):
+        return ["--tls-cert", self.cert, "--tls-key", self.key, "--auth", "jwt", "--jwks", self.jwks,
+                "--jwt-issuer", JWT_ISSUER]
+
+    def sim_flags(self):
+        return ["--ca", self.cert, "--bearer-file", self.token_file]
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- load ------------------------------------------------------------------------------------
 
-def load(url, rate, seconds, body):
-    """One open-loop run of pix-sim; its JSON result."""
+def load(url, rate, seconds, body, sim_flags=(), pool=None):
+    """One open-loop run of pix-sim (with sim_flags: --ca, --bearer-file...); its JSON result.
+    With `pool`, exactly that many keep-alive connections, opened before the clock starts."""
     purge_queues()
     # Few connections up front (pix-sim opens more when requests wait): the seed's sync gunicorn
     # workers each block on one idle keep-alive connection, so pre-opening 64 would stall them.
+    connections = ["--concurrency", str(pool), "--max-connections", str(pool)] if pool else ["--concurrency", "4"]
     cmd = [os.path.join(BIN, "pix-sim"), "load", "--url", url, "--rate", str(int(rate)), "--duration", f"{seconds}s",
-           "--body", body, "--json", "--no-progress", "--concurrency", "4"]
+           "--body", body, "--json", "--no-progress"] + connections + list(sim_flags)
     out = subprocess.run(cmd, capture_output=True, text=True)
     if not out.stdout.strip():
         raise RuntimeError(f"pix-sim printed nothing: {out.stderr[-2000:]}")
@@ -266,28 +352,48 @@ def ceiling_at(broker, rate, args):
     return {"rate": rate, "latency_us": latency(r), "errors": errors(r)}
 
 
-def measure_http(name, server, url, body, args):
+def at_rate(server, url, rate, body, args, sim_flags=(), pool=None):
+    """One run at `rate` for --half-seconds: latency, errors and the server's CPU per 1000 answers."""
+    cpu0 = cpu_seconds(server.pids())
+    r = load(url, rate, args.half_seconds, body, sim_flags, pool)
+    cpu = cpu_seconds(server.pids()) - cpu0
+    return {"rate": rate, "latency_us": latency(r), "completed": r["completed"], "errors": errors(r),
+            "cpu_s_per_1000": round(1000 * cpu / max(r["completed"], 1), 4),
+            "connections": r.get("connections", {}).get("opened", 0)}
+
+
+def measure_http(name, server, url, body, args, sim_flags=(), equal_rate=None):
+    """Max sustainable rate, then latency, CPU and RSS at half of it. With equal_rate (a rate, or
+    "half": this target's own half-load rate), once more at that rate as a steady client sends it:
+    a fixed pool of --steady-connections keep-alive connections, so that both sides of a comparison
+    at equal load pay for the same connections (the growing pool follows latency spikes with new
+    connections, and over TLS each is a full handshake)."""
     pids = server.pids()
     time.sleep(1)
     idle = rss_kb(pids, "VmRSS")
-    load(url, 20, 2, body)  # warm up: connections, workers, producers
+    load(url, 20, 2, body, sim_flags)  # warm up: connections, workers, producers
     say(f"{name}: searching the max sustainable rate (p99 <= {args.bound_ms} ms, no errors)")
     if args.smoke:
         peak, ladder = args.smoke_rate, []
     else:
-        peak, ladder = search(lambda r, s: load(url, r, s, body), args.start_rate, args.bound_ms, args.step_seconds,
-                              args.max_rate)
+        peak, ladder = search(lambda r, s: load(url, r, s, body, sim_flags), args.start_rate, args.bound_ms,
+                              args.step_seconds, args.max_rate)
     half = max(peak / 2, 1) if not args.smoke else args.smoke_rate
     say(f"{name}: {half:.0f}/s for {args.half_seconds}s (half of {peak:.0f}/s)")
-    cpu0 = cpu_seconds(server.pids())
-    r = load(url, half, args.half_seconds, body)
-    cpu = cpu_seconds(server.pids()) - cpu0
-    return {
+    h = at_rate(server, url, half, body, args, sim_flags)
+    equal_rate = half if equal_rate == "half" else equal_rate
+    out = {
         "target": name, "max_rate": peak, "capped": capped(ladder, args), "ladder": ladder, "half_rate": half,
-        "latency_us": latency(r), "completed": r["completed"], "errors": errors(r),
-        "cpu_s_per_1000": round(1000 * cpu / max(r["completed"], 1), 4),
-        "peak_rss_kb": rss_kb(server.pids(), "VmHWM"), "idle_rss_kb": idle,
+        "latency_us": h["latency_us"], "completed": h["completed"], "errors": h["errors"],
+        "cpu_s_per_1000": h["cpu_s_per_1000"], "connections": h["connections"],
     }
+    if equal_rate is not None:
+        say(f"{name}: {equal_rate:.0f}/s for {args.half_seconds}s over {args.steady_connections} connections "
+            "(equal load)")
+        out["equal_rate"] = at_rate(server, url, equal_rate, body, args, sim_flags, pool=args.steady_connections)
+    out["peak_rss_kb"] = rss_kb(server.pids(), "VmHWM")
+    out["idle_rss_kb"] = idle
+    return out
 
 
 def measure_ceiling(broker, args):
@@ -313,14 +419,24 @@ def measure_ceiling(broker, args):
 class SagaWorld:
     """The saga on topics, an exchange, databases and consumer groups of its own."""
 
-    def __init__(self, population):
+    def __init__(self, population, port_base):
         self.dir = os.path.join(STATE, "bench", "saga-" + datetime.datetime.utcnow().strftime("%Y%m%d%H%M%S"))
         os.makedirs(self.dir, exist_ok=True)
         admin_topology(SAGA_PREFIX, SAGA_PREFIX.rstrip("."))
         exchange = SAGA_PREFIX.rstrip(".")
         common = ["--topic-prefix", SAGA_PREFIX, "--log-level", "warn"]
-        self.servers = [Server("saga-api", [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port", "5210"]
-                               + common, lambda: http_ok("http://127.0.0.1:5210/readyz"))]
+        self.api_port = port_base + 10
+        self.servers = []
+        try:
+            self.start(population, port_base, common, exchange)
+        except BaseException:
+            self.close()  # what started stops, and the topology goes: nothing is left behind
+            raise
+
+    def start(self, population, port_base, common, exchange):
+        self.servers.append(Server("saga-api", [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port",
+                                                str(self.api_port)] + common,
+                                   lambda: http_ok(f"http://127.0.0.1:{self.api_port}/readyz")))
         stages = {
             "antifraud": [],
             "settlement": ["--db", os.path.join(self.dir, "ledger.db"), "--population", str(population)],
@@ -329,7 +445,7 @@ class SagaWorld:
                         exchange + ".pix.notification.sent"],
         }
         for i, (stage, extra) in enumerate(stages.items()):
-            port = 9201 + i
+            port = port_base + 20 + i
             self.servers.append(Server(f"saga-{stage}", [os.path.join(BIN, f"pix-{stage}"), "--admin-port", str(port),
                                                           "--group", SAGA_PREFIX + stage, "--instance-id",
                                                           SAGA_PREFIX + stage] + common + extra,
@@ -350,7 +466,7 @@ class SagaWorld:
 
 def measure_saga(args):
     say("saga: api-kafka and the four stages on topics of their own")
-    world = SagaWorld(args.saga_population)
+    world = SagaWorld(args.saga_population, args.port_base)
     try:
         return saga_runs(world, args)
     finally:
@@ -367,7 +483,8 @@ def saga_runs(world, args):
                                   "--duration", f"{seconds + 60}s", "--idle-exit-s", "8", "--json"],
                                  stdout=subprocess.PIPE, text=True)
         time.sleep(1)
-        sim = subprocess.run([os.path.join(BIN, "pix-sim"), "payments", "--url", "http://127.0.0.1:5210/kafka",
+        sim = subprocess.run([os.path.join(BIN, "pix-sim"), "payments",
+                              "--url", f"http://127.0.0.1:{world.api_port}/kafka",
                               "--rate", str(rate), "--duration", f"{seconds}s", "--population",
                               str(args.saga_population), "--json", "--no-progress"], capture_output=True, text=True)
         sent = json.loads(sim.stdout) if sim.stdout.strip() else {"status": {}}
@@ -426,6 +543,59 @@ def ms(us):
     return f"{us / 1000:.2f}"
 
 
+def equal_load(r):
+    """A gateway's run at equal load (the steady pool), or its half-load run when it had none."""
+    return r.get("equal_rate") or {**r, "rate": r["half_rate"]}
+
+
+def tls_cpu_ratio(plain, secured):
+    """CPU per request of the secured gateway over the plaintext one's, both at the plaintext
+    gateway's half-load rate; None when either is missing or the plaintext one used no CPU."""
+    if not plain or not secured or not secured.get("equal_rate"):
+        return None
+    base = equal_load(plain)["cpu_s_per_1000"]
+    return secured["equal_rate"]["cpu_s_per_1000"] / base if base > 0 else None
+
+
+def secured_edge_lines(by):
+    """The secured edge (HTTPS + bearer JWT) beside the plaintext gateway at equal rate."""
+    lines = []
+    for api in ("api-kafka", "api-rabbitmq"):
+        plain, secured = by.get(api), by.get(f"{api}-tls")
+        if not secured:
+            continue
+        if not lines:
+            lines += ["", "The secured edge (HTTPS, a bearer JWT on every request; the same plaintext brokers) beside "
+                      "the plaintext gateway at equal rate (the plaintext gateway's half load), both sent by a steady "
+                      "client: a fixed pool of keep-alive connections opened before the run; CPU is pix-api's:", "",
+                      "| target | rate /s | p50 ms | p99 ms | errors | CPU s / 1000 req | connections |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+        same = secured.get("equal_rate")
+        if not plain or not same:
+            lines.append(f"| {api}-tls | - | - | - | - | - | - |")
+            continue
+        for name, row in ((api, equal_load(plain)), (f"{api}-tls", same)):
+            lat = row["latency_us"]
+            lines.append(f"| {name} | {row['rate']:.0f} | {ms(lat['p50'])} | {ms(lat['p99'])} | {row['errors']} | "
+                         f"{row['cpu_s_per_1000']:.4f} | {row.get('connections', '-')} |")
+    if lines:
+        lines.append("")
+    for api in ("api-kafka", "api-rabbitmq"):
+        plain, secured = by.get(api), by.get(f"{api}-tls")
+        if not secured:
+            continue
+        ratio = tls_cpu_ratio(plain, secured)
+        if ratio is None:
+            lines.append(f"- {api}-tls / {api} CPU per request: not measured (needs {api} in the same run)")
+            continue
+        same, base = secured["equal_rate"], equal_load(plain)
+        verdict = "met" if ratio <= TLS_CPU_TARGET else "NOT met"
+        lines.append(f"- {api}-tls / {api} CPU per request at {same['rate']:.0f}/s: **{ratio:.2f}x** "
+                     f"(target ≤ {TLS_CPU_TARGET:.2f}x: {verdict}); p99 {ms(same['latency_us']['p99'])} ms vs "
+                     f"{ms(base['latency_us']['p99'])} ms")
+    return lines
+
+
 def markdown(results, saga, m, args):
     lines = [f"# pix-pubsub benchmark, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, kernel {m['kernel']}; "
@@ -463,6 +633,7 @@ def markdown(results, saga, m, args):
                          f"p50 +{(by[api]['latency_us']['p50'] - same['latency_us']['p50']) / 1000:.2f} ms, "
                          f"p99 +{(by[api]['latency_us']['p99'] - same['latency_us']['p99']) / 1000:.2f} ms "
                          f"(ceiling p99 {ms(same['latency_us']['p99'])} ms)")
+    lines += secured_edge_lines(by)
     if saga:
         lines += ["", "The saga (payments mode, requested -> notification.sent on RabbitMQ):", "",
                   "| rate /s | accepted | settled | rejected | notified | e2e p50 ms | p90 | p99 | max | all accounted |",
@@ -481,48 +652,114 @@ def markdown(results, saga, m, args):
 
 def measure_all(targets, args):
     results = []
-    for broker, port in (("kafka", 5200), ("rabbit", 5201)):
-        body = SEED_BODY if broker == "kafka" else RABBIT_BODY
-        peer_body = PEER_KAFKA_BODY if broker == "kafka" else RABBIT_BODY
-        where = ["--topic-prefix", PREFIX] if broker == "kafka" else ["--exchange", PREFIX.rstrip(".")]
-        name = f"api-{'kafka' if broker == 'kafka' else 'rabbitmq'}"
-        if name in targets:
-            s = Server(name, [os.path.join(BIN, "pix-api"), "--broker", broker, "--port", str(port),
-                              "--log-level", "warn"] + where, lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"))
-            try:
-                results.append(measure_http(name, s, f"http://127.0.0.1:{port}/{broker}", body, args))
-            finally:
-                s.stop()
-        for durable, suffix in (("1", "durable"), ("0", "fire-and-forget")):
-            name = f"seed-{broker}-{suffix}"
-            if name not in targets:
-                continue
-            if not os.path.exists(PEER):
-                say(f"{name}: skipped ({PEER} not found)")
-                continue
-            s = Server(name, ["bash", PEER, broker, str(port + 100)],
-                       lambda p=port + 100: subprocess.run(
-                           ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{p}"], capture_output=True).returncode == 0,
-                       env={"PEER_DURABLE": durable,
-                            "RABBIT_URL": f"amqp://guest:guest@127.0.0.1:5672/{PEER_VHOST}"})
-            try:
-                results.append(measure_http(name, s, f"http://127.0.0.1:{port + 100}/{broker}", peer_body, args))
-            finally:
-                s.stop()
-        if f"ceiling-{broker}" in targets:
-            results.append(measure_ceiling(broker, args))
-            api = next((r for r in results if r["target"] == f"api-{'kafka' if broker == 'kafka' else 'rabbitmq'}"), None)
-            if api:
-                say(f"ceiling-{broker} at {api['half_rate']:.0f}/s: the gateway's half load, for latency at equal load")
-                api["ceiling_same_rate"] = ceiling_at(broker, api["half_rate"], args)
+    edge = SecuredEdge() if any(t.endswith("-tls") for t in targets) else None
+    try:
+        for broker in ("kafka", "rabbit"):
+            results += measure_broker(broker, targets, args, edge)
+    finally:
+        if edge:
+            edge.close()
     saga = measure_saga(args) if "saga" in targets else None
     return results, saga
 
 
+def measure_broker(broker, targets, args, edge):
+    results = []
+    port = args.port_base + (0 if broker == "kafka" else 1)
+    body = SEED_BODY if broker == "kafka" else RABBIT_BODY
+    peer_body = PEER_KAFKA_BODY if broker == "kafka" else RABBIT_BODY
+    where = ["--topic-prefix", PREFIX] if broker == "kafka" else ["--exchange", PREFIX.rstrip(".")]
+    api = f"api-{'kafka' if broker == 'kafka' else 'rabbitmq'}"
+    if api in targets:
+        s = Server(api, [os.path.join(BIN, "pix-api"), "--broker", broker, "--port", str(port),
+                         "--log-level", "warn"] + where, lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"))
+        try:
+            # With its secured twin to compare with: once more at its own half load, as the twin will be.
+            twin = f"{api}-tls" in targets
+            results.append(measure_http(api, s, f"http://127.0.0.1:{port}/{broker}", body, args,
+                                        equal_rate=None if not twin else "half"))
+        finally:
+            s.stop()
+    if f"{api}-tls" in targets:
+        # The same gateway on the same plaintext broker, its edge secured; measured as a steady
+        # client sees it (keep-alive connections: one handshake each, the token verified from cache).
+        tls_port = port + 2
+        plain = next((r for r in results if r["target"] == api), None)
+        s = Server(f"{api}-tls", [os.path.join(BIN, "pix-api"), "--broker", broker, "--port", str(tls_port),
+                                  "--log-level", "warn"] + where + edge.api_flags(),
+                   lambda p=tls_port: http_ok(f"https://127.0.0.1:{p}/readyz", cafile=edge.cert))
+        try:
+            results.append(measure_http(f"{api}-tls", s, f"https://127.0.0.1:{tls_port}/{broker}", body, args,
+                                        sim_flags=edge.sim_flags(),
+                                        equal_rate=plain["half_rate"] if plain else None))
+        finally:
+            s.stop()
+    for durable, suffix in (("1", "durable"), ("0", "fire-and-forget")):
+        name = f"seed-{broker}-{suffix}"
+        if name not in targets:
+            continue
+        if not os.path.exists(PEER):
+            say(f"{name}: skipped ({PEER} not found)")
+            continue
+        s = Server(name, ["bash", PEER, broker, str(port + 100)],
+                   lambda p=port + 100: subprocess.run(
+                       ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{p}"], capture_output=True).returncode == 0,
+                   env={"PEER_DURABLE": durable, "KAFKA_BOOTSTRAP": args.kafka_bootstrap,
+                        "RABBIT_URL": with_vhost(args.rabbit_url, PEER_VHOST)})
+        try:
+            results.append(measure_http(name, s, f"http://127.0.0.1:{port + 100}/{broker}", peer_body, args))
+        finally:
+            s.stop()
+    if f"ceiling-{broker}" in targets:
+        results.append(measure_ceiling(broker, args))
+        gateway = next((r for r in results if r["target"] == api), None)
+        if gateway:
+            say(f"ceiling-{broker} at {gateway['half_rate']:.0f}/s: the gateway's half load, for latency at equal load")
+            gateway["ceiling_same_rate"] = ceiling_at(broker, gateway["half_rate"], args)
+    return results
+
+
+def needed_binaries(targets):
+    """The programs the chosen targets run, to find them missing before anything starts."""
+    need = {os.path.join(BIN, "pix-admin")}
+    for t in targets:
+        if t.startswith(("api-", "seed-")):
+            need.add(os.path.join(BIN, "pix-sim"))
+        if t.startswith("api-"):
+            need.add(os.path.join(BIN, "pix-api"))
+        if t.endswith("-tls"):
+            need.add(os.path.join(BIN, "pix-token"))
+        if t.startswith("ceiling-"):
+            need.add(os.path.join(BENCH_BIN, "pix-ceiling"))
+        if t == "saga":
+            need |= {os.path.join(BIN, p) for p in ("pix-api", "pix-sim", "pix-antifraud", "pix-settlement",
+                                                     "pix-notifier", "pix-auditor")}
+            need.add(os.path.join(BENCH_BIN, "pix-saga-probe"))
+    return sorted(need)
+
+
+def configure(args):
+    """Points every child process (pix-api, pix-admin, pix-ceiling, the stages) at the chosen
+    brokers through their environment, and this script at the chosen binaries."""
+    global BIN, BENCH_BIN
+    build = os.path.abspath(args.build_dir) if args.build_dir else DEFAULT_BUILD
+    BIN, BENCH_BIN = os.path.join(build, "src"), os.path.join(build, "bench")
+    if args.build_dir:
+        missing = [p for p in needed_binaries(args.targets.split(",")) if not os.access(p, os.X_OK)]
+        if missing:
+            sys.exit(f"run.py: --build-dir {args.build_dir} lacks {', '.join(missing)} (build them first)")
+    os.environ["PIX_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
+    os.environ["PIX_RABBIT_URL"] = args.rabbit_url
+    RABBIT_MGMT["url"] = args.rabbit_mgmt_url.rstrip("/")
+    RABBIT_MGMT["auth"] = basic_auth(args.rabbit_url)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", default="api-kafka,api-rabbitmq,seed-kafka-durable,seed-kafka-fire-and-forget,"
-                    "seed-rabbit-durable,seed-rabbit-fire-and-forget,ceiling-kafka,ceiling-rabbit,saga")
+    ap.add_argument("--targets", default="api-kafka,api-kafka-tls,api-rabbitmq,api-rabbitmq-tls,seed-kafka-durable,"
+                    "seed-kafka-fire-and-forget,seed-rabbit-durable,seed-rabbit-fire-and-forget,ceiling-kafka,"
+                    "ceiling-rabbit,saga",
+                    help="comma-separated; an api-*-tls target is compared with its api-* one when both run")
     ap.add_argument("--bound-ms", type=float, default=50.0, help="p99 bound for 'sustainable'")
     ap.add_argument("--saga-bound-ms", type=float, default=5000.0, help="e2e p99 bound for the saga")
     ap.add_argument("--step-seconds", type=int, default=5)
@@ -535,19 +772,44 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="tiny rates, a few seconds each: checks the machinery")
     ap.add_argument("--smoke-rate", type=int, default=50)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--build-dir", help="use the binaries of this build directory (its src/ and bench/) as they "
+                    "are; default: build the release preset and use build/release")
+    ap.add_argument("--use-brokers", action="store_true",
+                    help="use the brokers at --kafka-bootstrap and --rabbit-url as they are "
+                    "(do not start the local ones)")
+    ap.add_argument("--kafka-bootstrap", default=os.environ.get("PIX_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    ap.add_argument("--rabbit-url", default=os.environ.get("PIX_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    ap.add_argument("--rabbit-mgmt-url", default=os.environ.get("PIX_RABBIT_MGMT_URL", "http://127.0.0.1:15672"),
+                    help="RabbitMQ's management API (queues purged, the seed's vhost made), as --rabbit-url's user")
+    ap.add_argument("--leave-services", action="store_true",
+                    help="do not stop the services of ./pix up (they will compete for the CPU)")
+    ap.add_argument("--steady-connections", type=int, default=128,
+                    help="keep-alive connections of the runs at equal load (plaintext vs secured gateway)")
+    ap.add_argument("--port-base", type=int, default=5200,
+                    help="first port of the servers under test (they bind it up to +101)")
     args = ap.parse_args()
+    known = set(ap.get_default("targets").split(","))
+    unknown = [t for t in args.targets.split(",") if t not in known]
+    if unknown:
+        ap.error(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if args.smoke:
         args.half_seconds, args.step_seconds = 3, 2
+        args.steady_connections = min(args.steady_connections, 4)
     targets = args.targets.split(",")
     os.makedirs(os.path.join(STATE, "logs"), exist_ok=True)
 
+    configure(args)
+
     say("brokers, build and topology")
-    run([os.path.join(ROOT, "scripts", "local", "brokers.sh"), "up"], stdout=subprocess.DEVNULL)
-    run([os.path.join(ROOT, "scripts", "local", "build.sh"), "release"], stdout=subprocess.DEVNULL)
+    if not args.use_brokers:
+        run([os.path.join(ROOT, "scripts", "local", "brokers.sh"), "up"], stdout=subprocess.DEVNULL)
+    if not args.build_dir:
+        run([os.path.join(ROOT, "scripts", "local", "build.sh"), "release"], stdout=subprocess.DEVNULL)
     admin_topology(PREFIX, PREFIX.rstrip("."))
     prepare_peer_vhost()
-    say("stopping the services ./pix up started, so that nothing else competes for the CPU")
-    run([os.path.join(ROOT, "scripts", "local", "services.sh"), "stop"], stdout=subprocess.DEVNULL)
+    if not args.leave_services:
+        say("stopping the services ./pix up started, so that nothing else competes for the CPU")
+        run([os.path.join(ROOT, "scripts", "local", "services.sh"), "stop"], stdout=subprocess.DEVNULL)
     try:
         results, saga = measure_all(targets, args)
     finally:
@@ -567,7 +829,8 @@ def main():
         with open(os.path.join(args.out, name + ".json"), "w") as f:
             json.dump(doc, f, indent=2)
     say(f"written {os.path.join(args.out, stamp)}.md and .json")
-    bad = [r["target"] for r in results if r["errors"]] + ([] if not saga or all(
+    bad = [r["target"] for r in results if r["errors"] or r.get("equal_rate", {}).get("errors")]
+    bad += ([] if not saga or all(
         x["all_accounted"] for x in saga["runs"][:1]) else ["saga"])
     if bad:
         say(f"errors at half load in: {', '.join(bad)}")

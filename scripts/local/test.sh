@@ -82,6 +82,8 @@ if [[ "$what" == integration || "$what" == all ]]; then
     step "integration tests against Kafka $PIX_KAFKA_BOOTSTRAP and RabbitMQ (ctest -L integration)"
     ctest --preset integration
     [[ "$what" == all ]] && run_secure_tests
+    step "bench/run.py's own logic (bench/run_test.py)"
+    PYTHONDONTWRITEBYTECODE=1 python3 "$root/bench/run_test.py" 2>&1 | sed 's/^/    /'
     step "benchmark smoke run (a few seconds per target at a tiny rate, so bench/ cannot rot)"
     "$root/bench/run.py" --smoke --out "$PIX_STATE/bench-smoke"
     # After the smoke run: it builds the release preset, which the compose check reads.

@@ -1,9 +1,13 @@
-// pix-sim: sends PIX traffic to the gateways and measures it. `load` repeats one body at a rate or a
-// concurrency; `seed` replays the seed project's simulator (an event every few seconds, answers
-// printed); `payments` sends realistic payments between the simulator's accounts.
+// pix-sim: sends PIX traffic to the gateways (http or https) and measures it. `load` repeats one
+// body at a rate or a concurrency; `seed` replays the seed project's simulator (an event every few
+// seconds, answers printed); `payments` sends realistic payments between the simulator's accounts.
+// Every mode takes --ca, --header and --bearer-file for a gateway that serves HTTPS and wants a
+// bearer token.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -14,6 +18,8 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "pix/sim/load_engine.hpp"
 #include "pix/sim/load_report.hpp"
@@ -61,6 +67,13 @@ struct RunFlags {
   CLI::Option* duration_option = nullptr;
 };
 
+/// How to talk to the servers (TLS trust, extra headers): shared by every mode.
+struct ClientFlags {
+  std::string ca;
+  std::vector<std::string> headers;
+  std::string bearer_file;
+};
+
 const CLI::Validator kDurationValidator(
     [](std::string& text) {
       return sim::parse_duration(text) ? std::string() : "not a duration (10s, 500ms, 2m): " + text;
@@ -104,6 +117,54 @@ void add_run_flags(CLI::App& cmd, RunFlags& f, const std::string& default_url) {
   cmd.add_flag("--no-progress", f.no_progress, "no live line on stderr");
 }
 
+void add_client_flags(CLI::App& cmd, ClientFlags& f) {
+  cmd.add_option("--ca", f.ca,
+                 "CA certificates (PEM) an https server's certificate must chain to (default: the system's)")
+      ->envname("PIX_SIM_CA")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--header", f.headers, "'Name: value' sent with every request (repeatable)")->allow_extra_args(false);
+  cmd.add_option("--bearer-file", f.bearer_file,
+                 "send 'Authorization: Bearer <token>' with the token read from this file (not shown in ps)")
+      ->check(CLI::ExistingFile);
+}
+
+std::string read_file(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw BadArguments(flag + ": cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// The TLS trust and the headers of every request; BadArguments for a header without ':' or a
+/// bearer file that holds no single token.
+void apply_client_flags(const ClientFlags& f, sim::LoadOptions& o) {
+  o.ca_file = f.ca;
+  for (const auto& line : f.headers) {
+    std::string error;
+    auto header = sim::parse_header_line(line, error);
+    if (!header) throw BadArguments("--header: " + error);
+    o.headers.push_back(std::move(*header));
+  }
+  if (f.bearer_file.empty()) return;
+  auto is_authorization = [](const sim::Header& h) {
+    constexpr std::string_view kName = "authorization";
+    return std::equal(h.first.begin(), h.first.end(), kName.begin(), kName.end(),
+                      [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+  };
+  if (std::any_of(o.headers.begin(), o.headers.end(), is_authorization)) {
+    throw BadArguments("--bearer-file and --header 'Authorization: ...' both set the Authorization header");
+  }
+  std::string token = read_file("--bearer-file", f.bearer_file);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
+  if (token.empty()) throw BadArguments("--bearer-file: " + f.bearer_file + " is empty");
+  if (std::any_of(token.begin(), token.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+    throw BadArguments("--bearer-file: " + f.bearer_file + " holds more than one word; it should hold the token only");
+  }
+  o.headers.emplace_back("Authorization", "Bearer " + token);
+}
+
 sim::HttpUrl parse_url_or_throw(const std::string& flag, const std::string& text) {
   std::string error;
   auto url = sim::parse_http_url(text, error);
@@ -135,14 +196,6 @@ int finish(const sim::LoadResult& r, bool json) {
   std::fputs(json ? (sim::render_json(r) + "\n").c_str() : sim::render_table(r).c_str(), stdout);
   std::fflush(stdout);
   return r.transport_errors() == 0 && r.server_errors() == 0 ? kExitClean : kExitFailures;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw BadArguments("--body-file: cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 std::string utc_time(std::chrono::system_clock::time_point t) {
@@ -194,9 +247,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   RunFlags load_flags;
+  ClientFlags load_client, seed_client, pay_client;
   std::string body, body_file;
   auto* load = app.add_subcommand("load", "send one JSON body over and over; print status codes and latency");
   add_run_flags(*load, load_flags, "http://127.0.0.1:5000/kafka");
+  add_client_flags(*load, load_client);
   auto* body_opt = load->add_option("--body", body, "the JSON body (default: the seed's curl example)");
   load->add_option("--body-file", body_file, "read the JSON body from this file")->excludes(body_opt);
 
@@ -216,12 +271,14 @@ int main(int argc, char** argv) {
   seed->add_option("--timeout-ms", seed_timeout_ms, "per request")
       ->check(CLI::Range(1, 3600000))
       ->capture_default_str();
+  add_client_flags(*seed, seed_client);
 
   RunFlags pay_flags;
   sim::PaymentOptions pay;
   bool no_idempotency_keys = false, no_night_aware = false;
   auto* payments = app.add_subcommand("payments", "realistic payments between the simulator's accounts pix-0001...");
   add_run_flags(*payments, pay_flags, "http://127.0.0.1:5000/kafka");
+  add_client_flags(*payments, pay_client);
   payments->add_option("--population", pay.population, "accounts pix-0001... (settlement's --population)")
       ->check(CLI::Range(2, 10000000))
       ->capture_default_str();
@@ -248,7 +305,10 @@ int main(int argc, char** argv) {
     if (*load) {
       const auto url = parse_url_or_throw("--url", load_flags.url);
       auto options = load_options(load_flags, {url.endpoint});
-      const std::string payload = !body_file.empty() ? read_file(body_file) : !body.empty() ? body : kSeedExampleBody;
+      apply_client_flags(load_client, options);
+      const std::string payload = !body_file.empty() ? read_file("--body-file", body_file)
+                                  : !body.empty()    ? body
+                                                     : kSeedExampleBody;
       const sim::RequestSpec spec{0, url.target, payload, {}, "load"};
       return finish(sim::run_load(options, [spec](std::uint64_t) { return spec; }), load_flags.json);
     }
@@ -270,6 +330,7 @@ int main(int argc, char** argv) {
       o.count = seed_count;
       o.timeout = std::chrono::milliseconds(seed_timeout_ms);
       o.stop = &g_stop;
+      apply_client_flags(seed_client, o);
       o.on_answer = [](const sim::Answer& a, std::string_view answer_body) {
         const std::string status =
             a.error ? "error " + std::string(sim::to_string(*a.error)) : std::to_string(a.status);
@@ -299,6 +360,7 @@ int main(int argc, char** argv) {
         throw BadArguments("--url: payments go to /kafka or /rabbit, not " + url.target);
       }
       auto options = load_options(pay_flags, {url.endpoint});
+      apply_client_flags(pay_client, options);
       pay.target = url.target;
       pay.idempotency_keys = !no_idempotency_keys;
       pay.night_aware = !no_night_aware;

@@ -3,11 +3,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -36,6 +41,7 @@ namespace detail {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using Request = bhttp::request<bhttp::string_body>;
@@ -82,11 +88,15 @@ struct Stats {
   std::vector<Answer> answers;
 };
 
-/// A plain socket: the shard's sweeper enforces the request timeout (one timer for all connections,
-/// rather than one armed and cancelled around every connect, write and read).
+/// A socket, with TLS over it for an https endpoint: the shard's sweeper enforces the request
+/// timeout by cancelling the socket (one timer for all connections, rather than one armed and
+/// cancelled around every connect, handshake, write and read), which ends the TLS operations too.
 struct Connection {
   Connection(asio::io_context& io, std::size_t endpoint_index) : socket(io), endpoint(endpoint_index) {}
   tcp::socket socket;
+  // Over `socket` (a reference, so cancel and close stay the socket's); made anew for each TCP
+  // connection, since a TLS session's state cannot outlive it. After `socket`: destroyed first.
+  std::optional<ssl::stream<tcp::socket&>> tls;
   Clock::time_point deadline = Clock::time_point::max();  // of the connect or exchange under way
   bool timed_out = false;                                 // the sweeper cancelled it
   beast::flat_buffer buffer;
@@ -105,6 +115,10 @@ struct Shared {
   std::atomic<std::uint64_t> next_seq{0};  // closed loop: the next request to send, over all shards
 };
 
+bool is_tls_error(const beast::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() || ec.category() == ssl::error::get_stream_category();
+}
+
 TransportError classify(const beast::error_code& ec, bool connecting, bool timed_out) {
   if (timed_out) return TransportError::kTimeout;  // the shard's sweeper cancelled it
   if (ec == asio::error::connection_refused) return TransportError::kConnectRefused;
@@ -112,20 +126,67 @@ TransportError classify(const beast::error_code& ec, bool connecting, bool timed
   if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe || ec == asio::error::connection_aborted) {
     return TransportError::kReset;
   }
-  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || ec == asio::error::eof) {
+  // stream_truncated: the TCP connection ended without TLS's close_notify, a close all the same.
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || ec == asio::error::eof ||
+      ec == ssl::error::stream_truncated) {
     return TransportError::kClosed;
   }
   if (ec.category() == bhttp::make_error_code(bhttp::error::bad_version).category()) {
     return TransportError::kProtocol;
   }
+  if (is_tls_error(ec)) return TransportError::kTls;
   return TransportError::kOther;
+}
+
+// A handshake that did not finish. A server that resets or drops the connection during it (a
+// plain-HTTP server answering a ClientHello, one refusing us) is a TLS failure to the user too,
+// unless it took too long.
+TransportError classify_handshake(const beast::error_code& ec, bool timed_out) {
+  if (timed_out) return TransportError::kTimeout;
+  if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe) return TransportError::kReset;
+  return TransportError::kTls;
 }
 
 // The signs of a kept-alive connection the server closed while it sat idle: the request never
 // reached it, so sending it again on a fresh connection is what any HTTP client does.
 bool closed_while_idle(const beast::error_code& ec) {
   return ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-         ec == asio::error::eof;
+         ec == asio::error::eof || ec == ssl::error::stream_truncated;
+}
+
+// RFC 9110 token characters: what a header name may be made of.
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
+  return std::all_of(s.begin(), s.end(), [&](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+           kSpecials.find(ch) != std::string_view::npos;
+  });
+}
+
+// Why a header cannot be sent as it is; empty when it can.
+std::string header_problem(std::string_view name, std::string_view value) {
+  if (!is_token(name)) return "'" + std::string(name) + "' is not a header name (letters, digits, -, _ ...)";
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    return "the value of " + std::string(name) + " has a line break or NUL in it";
+  }
+  return {};
+}
+
+// What goes on every request to one endpoint, before the RequestSpec's own headers: the engine's
+// Host, User-Agent and Content-Type (each unless the user gave it), then the user's headers.
+std::vector<Header> base_headers(const Endpoint& e, const std::vector<Header>& user) {
+  auto given = [&](std::string_view name) {
+    return std::any_of(user.begin(), user.end(), [&](const Header& h) { return beast::iequals(h.first, name); });
+  };
+  std::vector<Header> out;
+  const bool v6 = e.host.find(':') != std::string::npos;  // an IPv6 literal goes in brackets
+  if (!given("Host")) out.emplace_back("Host", (v6 ? "[" + e.host + "]" : e.host) + ":" + std::to_string(e.port));
+  if (!given("User-Agent")) out.emplace_back("User-Agent", "pix-sim/" PIX_VERSION);
+  if (!given("Content-Type")) out.emplace_back("Content-Type", "application/json");
+  out.insert(out.end(), user.begin(), user.end());
+  return out;
 }
 
 std::string extract_event_id(std::string_view body) {
@@ -168,11 +229,15 @@ std::string short_latency(std::chrono::nanoseconds d) {
 /// the hot path but the source, so a second thread adds capacity without locks on every request.
 class Shard {
  public:
+  /// `tls` is needed when an endpoint is https; it is only read here (OpenSSL allows one
+  /// SSL_CTX to make the connections of several threads).
   Shard(const LoadOptions& options, const std::vector<tcp::endpoint>& addresses,
-        const std::vector<std::string>& host_headers, Shared& shared, std::size_t index, std::size_t shards)
+        const std::vector<std::vector<Header>>& headers, ssl::context* tls, Shared& shared, std::size_t index,
+        std::size_t shards)
       : options_(options),
         addresses_(addresses),
-        host_headers_(host_headers),
+        headers_(headers),
+        tls_(tls),
         shared_(shared),
         index_(index),
         shards_(shards),
@@ -288,9 +353,7 @@ class Shard {
 
   Request make_request(RequestSpec& spec) const {
     Request req{bhttp::verb::post, spec.target.empty() ? "/" : spec.target, 11};
-    req.set(bhttp::field::host, host_headers_[spec.endpoint]);
-    req.set(bhttp::field::user_agent, "pix-sim/" PIX_VERSION);
-    req.set(bhttp::field::content_type, "application/json");
+    for (const auto& [name, value] : headers_[spec.endpoint]) req.insert(name, value);
     for (const auto& [name, value] : spec.headers) req.set(name, value);
     req.body() = std::move(spec.body);
     req.keep_alive(true);
@@ -298,17 +361,26 @@ class Shard {
     return req;
   }
 
+  /// Connects, and for https shakes hands, within one deadline (the request's timeout).
   asio::awaitable<std::optional<TransportError>> connect(Connection& c) {
     arm(c);
     auto [ec] = co_await c.socket.async_connect(addresses_[c.endpoint], kTuple);
-    disarm(c);
+    std::optional<TransportError> failure;
     if (ec) {
+      failure = classify(ec, true, c.timed_out);
+    } else {
+      beast::error_code nodelay_ec;  // without TCP_NODELAY requests still go, only later: not worth failing
+      c.socket.set_option(tcp::no_delay(true), nodelay_ec);
+      if (options_.endpoints[c.endpoint].tls) failure = co_await handshake(c);
+    }
+    disarm(c);
+    if (failure) {
+      c.tls.reset();
       beast::error_code ignored;  // it failed to open: closing is all that is left to do
       c.socket.close(ignored);
-      co_return classify(ec, true, std::exchange(c.timed_out, false));
+      c.timed_out = false;
+      co_return failure;
     }
-    beast::error_code nodelay_ec;  // without TCP_NODELAY requests still go, only later: not worth failing
-    c.socket.set_option(tcp::no_delay(true), nodelay_ec);
     c.open = true;
     c.uses = 0;
     std::lock_guard lock(stats_mutex_);
@@ -317,8 +389,34 @@ class Shard {
     co_return std::nullopt;
   }
 
+  asio::awaitable<std::optional<TransportError>> handshake(Connection& c) {
+    const std::string& host = options_.endpoints[c.endpoint].host;
+    c.tls.emplace(c.socket, *tls_);
+    // SNI carries host names only (RFC 6066); an IP address is still checked against the
+    // certificate's IP SANs by host_name_verification.
+    beast::error_code not_ip;
+    asio::ip::make_address(host, not_ip);
+    // SSL_set_tlsext_host_name, spelled out: the macro's C cast does not pass -Wold-style-cast.
+    if (not_ip && SSL_ctrl(c.tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                           const_cast<char*>(host.c_str())) != 1) {
+      co_return TransportError::kTls;
+    }
+    c.tls->set_verify_mode(ssl::verify_peer);
+    c.tls->set_verify_callback(ssl::host_name_verification(host));
+    // The sweeper may have passed the deadline while the connect's completion was queued; its
+    // cancel then found nothing to cancel, and it does not come back for this connection.
+    if (c.timed_out) co_return TransportError::kTimeout;
+    auto [ec] = co_await c.tls->async_handshake(ssl::stream_base::client, kTuple);
+    if (ec) co_return classify_handshake(ec, c.timed_out);
+    co_return std::nullopt;
+  }
+
   void close(Connection& c) {
     if (!c.open) return;
+    // No TLS close_notify: the connection is dropped either way, and the server reads the TCP close
+    // as the end (HTTP framing tells it each request was complete), so waiting for the exchange
+    // of close_notify would only make closing slower.
+    c.tls.reset();
     beast::error_code ec;  // the connection is being dropped: how its shutdown went changes nothing
     c.socket.shutdown(tcp::socket::shutdown_both, ec);
     c.socket.close(ec);
@@ -336,12 +434,27 @@ class Shard {
         if (auto err = co_await connect(c)) co_return Outcome{0, err, {}};
       }
       arm(c);
-      auto [wec, written] = co_await bhttp::async_write(c.socket, req, kTuple);
-      (void)written;
-      beast::error_code ec = wec;
+      // Each stream type awaited in its own branch: GCC 12 miscompiles a ?: of two awaitables under
+      // co_await (it started the TLS arm on a plain connection).
+      beast::error_code ec;
+      if (c.tls) {
+        auto [wec, written] = co_await bhttp::async_write(*c.tls, req, kTuple);
+        (void)written;
+        ec = wec;
+      } else {
+        auto [wec, written] = co_await bhttp::async_write(c.socket, req, kTuple);
+        (void)written;
+        ec = wec;
+      }
+      // As in handshake(): a deadline passed while the write's completion was queued.
+      if (!ec && c.timed_out) ec = asio::error::timed_out;
       bhttp::response_parser<bhttp::string_body> parser;
       parser.body_limit(kMaxResponseBody);
-      if (!ec) {
+      if (!ec && c.tls) {
+        auto [rec, read] = co_await bhttp::async_read(*c.tls, c.buffer, parser, kTuple);
+        (void)read;
+        ec = rec;
+      } else if (!ec) {
         auto [rec, read] = co_await bhttp::async_read(c.socket, c.buffer, parser, kTuple);
         (void)read;
         ec = rec;
@@ -560,7 +673,9 @@ class Shard {
       note_sent(std::nullopt);
       const Outcome o = co_await exchange(c, req);
       record(seq, spec.label, o, Clock::now() - sent_at);
-      if (o.error == TransportError::kConnectRefused || o.error == TransportError::kConnectFailed) {
+      // A refused connect or a failed handshake fails again at once: do not spin on it.
+      if (o.error == TransportError::kConnectRefused || o.error == TransportError::kConnectFailed ||
+          o.error == TransportError::kTls) {
         backoff.expires_after(kConnectRetryDelay);
         co_await backoff.async_wait(kTuple);
       }
@@ -571,7 +686,8 @@ class Shard {
   asio::io_context io_;
   const LoadOptions& options_;
   const std::vector<tcp::endpoint>& addresses_;
-  const std::vector<std::string>& host_headers_;
+  const std::vector<std::vector<Header>>& headers_;  // per endpoint: see base_headers
+  ssl::context* tls_;
   Shared& shared_;
   std::size_t index_;
   std::size_t shards_;
@@ -606,6 +722,28 @@ void validate(const LoadOptions& o) {
   if (o.timeout.count() <= 0) fail("the request timeout must be positive");
   if (o.duration.count() < 0) fail("the duration cannot be negative");
   if (o.io_threads < 1 || o.io_threads > 64) fail("io_threads must be between 1 and 64");
+  for (const auto& [name, value] : o.headers) {
+    if (auto problem = header_problem(name, value); !problem.empty()) fail("header: " + problem);
+  }
+}
+
+// One client context for the run's https endpoints: TLS 1.2 or later, the server's certificate
+// verified against `ca_file` (or the system's CAs). Nothing when no endpoint is https.
+std::unique_ptr<ssl::context> make_tls_context(const LoadOptions& o) {
+  const bool any = std::any_of(o.endpoints.begin(), o.endpoints.end(), [](const Endpoint& e) { return e.tls; });
+  if (!any) return nullptr;
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_verify_mode(ssl::verify_peer);
+  beast::error_code ec;
+  if (o.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    if (ec) throw std::invalid_argument("cannot load the system's CA certificates: " + ec.message());
+  } else {
+    ctx->load_verify_file(o.ca_file, ec);
+    if (ec) throw std::invalid_argument("cannot load CA certificates from " + o.ca_file + ": " + ec.message());
+  }
+  return ctx;
 }
 
 std::vector<tcp::endpoint> resolve(const std::vector<Endpoint>& endpoints) {
@@ -647,6 +785,8 @@ std::string_view to_string(TransportError kind) {
       return "closed";
     case TransportError::kProtocol:
       return "protocol";
+    case TransportError::kTls:
+      return "tls";
     case TransportError::kOther:
       return "other";
   }
@@ -654,16 +794,12 @@ std::string_view to_string(TransportError kind) {
 }
 
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.starts_with("https://")) {
-    error = "https is not supported (plain http only): " + std::string(url);
+  const bool tls = url.starts_with("https://");
+  if (!tls && !url.starts_with("http://")) {
+    error = "the URL must start with http:// or https://: " + std::string(url);
     return std::nullopt;
   }
-  if (!url.starts_with(kScheme)) {
-    error = "the URL must start with http://: " + std::string(url);
-    return std::nullopt;
-  }
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = url.substr(tls ? 8 : 7);
   rest = rest.substr(0, rest.find('#'));
   const auto path_at = rest.find_first_of("/?");
   const std::string_view authority = rest.substr(0, path_at);
@@ -697,7 +833,8 @@ std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) 
     return std::nullopt;
   }
   out.endpoint.host = std::string(host);
-  out.endpoint.port = 80;
+  out.endpoint.tls = tls;
+  out.endpoint.port = tls ? 443 : 80;
   if (!port.empty()) {
     unsigned value = 0;
     const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
@@ -708,6 +845,23 @@ std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) 
     out.endpoint.port = static_cast<std::uint16_t>(value);
   }
   return out;
+}
+
+std::optional<Header> parse_header_line(std::string_view line, std::string& error) {
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos) {
+    error = "a header is 'Name: value', and '" + std::string(line) + "' has no ':'";
+    return std::nullopt;
+  }
+  const std::string_view name = line.substr(0, colon);
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (auto problem = detail::header_problem(name, value); !problem.empty()) {
+    error = problem;
+    return std::nullopt;
+  }
+  return Header{std::string(name), std::string(value)};
 }
 
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
@@ -768,15 +922,16 @@ double LoadResult::throughput() const noexcept {
 LoadResult run_load(const LoadOptions& options, RequestSource source) {
   using detail::Clock;
   detail::validate(options);
+  const auto tls = detail::make_tls_context(options);
   const auto addresses = detail::resolve(options.endpoints);
-  std::vector<std::string> host_headers;
-  for (const auto& e : options.endpoints) host_headers.push_back(e.host + ":" + std::to_string(e.port));
+  std::vector<std::vector<Header>> headers;
+  for (const auto& e : options.endpoints) headers.push_back(detail::base_headers(e, options.headers));
 
   detail::Shared shared(std::move(source));
   const auto shard_count = static_cast<std::size_t>(options.io_threads);
   std::vector<std::unique_ptr<detail::Shard>> shards;
   for (std::size_t i = 0; i < shard_count; ++i) {
-    shards.push_back(std::make_unique<detail::Shard>(options, addresses, host_headers, shared, i, shard_count));
+    shards.push_back(std::make_unique<detail::Shard>(options, addresses, headers, tls.get(), shared, i, shard_count));
   }
   for (auto& s : shards) s->warm_up();
 

@@ -1,6 +1,6 @@
 #pragma once
-/// @file The load engine: sends what a RequestSource produces to HTTP/1.1 endpoints over
-/// keep-alive connections, open loop (a fixed rate, latency from each request's intended send
+/// @file The load engine: sends what a RequestSource produces to HTTP/1.1 endpoints (http or
+/// https) over keep-alive connections, open loop (a fixed rate, latency from each request's intended send
 /// time) or closed loop (a fixed number of requests in flight), and measures what came back.
 
 #include <array>
@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pix/sim/histogram.hpp"
@@ -19,21 +20,32 @@
 
 namespace pix::sim {
 
-/// @brief An HTTP server to send to (plain http; the host is resolved once at the start).
+/// @brief An HTTP server to send to (the host is resolved once at the start).
 struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
+  /// https: TLS on every connection, the server's certificate verified against
+  /// LoadOptions::ca_file for `host` (a name or an IP address, matched against its SANs).
+  bool tls = false;
 };
 
-/// @brief An `http://host[:port][/path]` URL taken apart.
+/// @brief An `http[s]://host[:port][/path]` URL taken apart.
 struct HttpUrl {
   Endpoint endpoint;
   std::string target;  ///< path and query, "/" when the URL has none
 };
 
-/// Parses `http://host[:port][/path]` (port 80 by default; IPv6 hosts in brackets). On failure
-/// returns nothing and says why in `error`. https is refused: the engine speaks plain HTTP only.
+/// Parses `http://host[:port][/path]` or `https://...` (port 80 or 443 by default; IPv6 hosts in
+/// brackets). On failure returns nothing and says why in `error`.
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error);
+
+/// @brief A request header, name and value.
+using Header = std::pair<std::string, std::string>;
+
+/// Parses a `Name: value` header line as given on a command line (blanks around the value
+/// dropped; the value may be empty). Nothing, and why in `error`, for a line without ':', a name
+/// that is not an HTTP token, or a CR, LF or NUL anywhere (they would split the request).
+std::optional<Header> parse_header_line(std::string_view line, std::string& error);
 
 /// Parses a duration such as `10s`, `500ms`, `2m`, `1.5s`, `250us` or a bare number of seconds.
 /// Nothing for anything else, or a negative value.
@@ -47,9 +59,10 @@ enum class TransportError : std::uint8_t {
   kReset,           ///< the server reset the connection (RST, broken pipe)
   kClosed,          ///< the server closed the connection without (a complete) answer
   kProtocol,        ///< the answer was not valid HTTP
+  kTls,             ///< TLS failed: the handshake (certificate not trusted, wrong host, no TLS there...) or later
   kOther,
 };
-inline constexpr std::size_t kTransportErrorKinds = 7;
+inline constexpr std::size_t kTransportErrorKinds = 8;
 
 /// Stable name of an error kind ("connect_refused", "timeout"...), used in reports and JSON.
 std::string_view to_string(TransportError kind);
@@ -72,6 +85,12 @@ struct LoadOptions {
   enum class Mode : std::uint8_t { kOpenLoop, kClosedLoop };
 
   std::vector<Endpoint> endpoints;  ///< RequestSpec::endpoint indexes this
+  /// https endpoints: CA certificates (PEM) the servers' certificates must chain to; empty: the
+  /// system's default CAs.
+  std::string ca_file;
+  /// Sent with every request, after the engine's own (a Host, User-Agent or Content-Type here
+  /// replaces the engine's) and before the RequestSpec's (which win over these).
+  std::vector<Header> headers;
   Mode mode = Mode::kClosedLoop;
   double rate = 0;  ///< open loop: requests per second, over all endpoints
   /// Closed loop: requests in flight. Open loop: keep-alive connections opened per endpoint before
@@ -129,8 +148,9 @@ struct LoadResult {
 
 /// Runs a load until `count` requests, `duration` or `stop`, whichever comes first, then waits for
 /// the requests in flight (each bounded by `timeout`). Blocks the calling thread, which prints the
-/// progress line. Throws std::invalid_argument for inconsistent options and std::runtime_error when
-/// an endpoint's host does not resolve; everything that happens on the wire is counted, not thrown.
+/// progress line. Throws std::invalid_argument for inconsistent options (a CA file that does not
+/// load included) and std::runtime_error when an endpoint's host does not resolve; everything
+/// that happens on the wire (TLS handshakes included) is counted, not thrown.
 LoadResult run_load(const LoadOptions& options, RequestSource source);
 
 }  // namespace pix::sim
