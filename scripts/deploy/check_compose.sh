@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Validates the container deployment: docker-compose.yaml, the Dockerfiles and the RabbitMQ
-# definitions. Offline except for one real check against the locally running RabbitMQ.
+# Validates the container deployment: docker-compose.yaml, the Dockerfiles, the RabbitMQ definitions
+# and the secured configuration's contract. Offline except for one real check against the locally
+# running RabbitMQ.
 #
 #   scripts/deploy/check_compose.sh                 every check below; exit 1 on any finding
 #   scripts/deploy/check_compose.sh --hash PASSWORD print a RabbitMQ password hash (salted SHA-256,
-#                                                   rabbit_password_hashing_sha256) for definitions.json
+#                                                   rabbit_password_hashing_sha256)
 #
 # compose      `docker-compose config -q` (the Compose schema, strict: an unknown key fails); no
 #              obsolete `version:`; every build context/Dockerfile/target and every bind-mounted file
@@ -12,31 +13,44 @@
 #              names (api-kafka:latest, api-rabbitmq:latest, pix-pubsub:latest, pix-kafka:3.9.1); every
 #              long-running service has a healthcheck (one-shots: restart "no"), every depends_on waits
 #              for health or completion; published ports are the contract's and bound to 127.0.0.1;
-#              probes hit /readyz on the service's own port; AMQP URLs name users of definitions.json
-#              whose hash matches the URL's (default) password; Prometheus targets name compose
-#              services and ports; every ${VAR} is listed in .env.example.
+#              probes hit /readyz on the service's own port; Prometheus targets name compose services
+#              and ports; every ${VAR} is listed in .env.example, and none is a credential.
+# secure       scripts/deploy/secure_contract.py compose, against a fresh run of dev_secrets.sh in a
+#              temporary directory: every secret file is one dev_secrets.sh makes, every PIX_*_FILE and
+#              /run/secrets path is a secret mounted in that service, every Kafka principal has SCRAM
+#              credentials in the broker's setup and is one of pix_acls' principals, every RabbitMQ
+#              user of a URL has permissions in definitions.template.json, no plaintext listener nor
+#              amqp:// URL, the APIs on HTTPS with --auth jwt, healthchecks over https with the CA
+#              (its docstring lists every rule); then the unit tests of scripts/deploy/*.py
+#              (test_*.py, unittest).
 # dockerfiles  Dockerfile and deploy/images/kafka/Dockerfile: `# syntax=docker/dockerfile:1`; the
 #              targets api-kafka, api-rabbitmq and pix (last); final stages run as a numeric non-root
 #              USER; no remote ADD without --checksum; base images pinned; every COPY source exists
-#              and passes .dockerignore; the build targets are exactly src/apps/*; the runtime stage
-#              installs the Debian package of every library the built binaries link (readelf + dpkg -S
-#              on build/release/src); OCI labels; the pix-api stages' port, broker and HEALTHCHECK.
-# definitions  monitoring/rabbitmq/definitions.json: each user's hash matches its documented dev
-#              password; no guest; permissions as designed; queues are src/pix/domain/topics.hpp's.
+#              and passes .dockerignore; the build targets are src/apps/* (pix-token, the host-side
+#              development token issuer, may be left out); the runtime stage installs the Debian
+#              package of every library the built binaries link (readelf + dpkg -S on build/release/src,
+#              else build/debug/src with the sanitizer runtimes left out); OCI labels; the pix-api
+#              stages' port, broker and HEALTHCHECK; pix-kafka-run's secured path.
+# definitions  monitoring/rabbitmq/definitions.template.json: exactly dev_secrets.sh's users, no guest,
+#              no password hashes (dev_secrets.sh adds them), tags and permissions as designed (the
+#              secure profile's of scripts/local/rabbitmq.sh), topic permissions on `pix`; queues are
+#              src/pix/domain/topics.hpp's.
 #              Then the REAL check: in a throwaway vhost of the local RabbitMQ (management API
 #              http://127.0.0.1:15672, guest/guest) import the exchanges, queues and bindings
-#              (POST /api/definitions/<vhost>) and copies of the users, run
-#              `pix-admin topology --skip-kafka` as the pix-admin copy and require success with the
-#              vhost unchanged (the definitions are exactly what pix-admin declares); `pix-admin
-#              topology` as pix-api / pix-saga / pix-monitoring must be refused (no configure);
-#              pix-api as pix-api and as pix-saga must publish to `pix` (POST /rabbit -> 200, the
-#              message reaches pix.notification.sent). The vhost and the user copies are deleted on
-#              exit (trap). Neither `/` nor guest is touched.
+#              (POST /api/definitions/<vhost>) and copies of the users (random passwords) with their
+#              permissions and topic permissions, run `pix-admin topology --skip-kafka` as the
+#              pix-admin copy and require success with the vhost unchanged (the definitions are exactly
+#              what pix-admin declares); `pix-admin topology` as every other user must fail (no
+#              configure); pix-api as api-rabbitmq and as notifier must publish
+#              pix.notification.sent to `pix` (POST /rabbit -> 200, the message reaches the queue),
+#              notifier must be refused pix.payment.requested (topic permission) and auditor any
+#              publish. The vhost and the user copies are deleted on exit (trap). Neither `/` nor
+#              guest is touched.
 #
 # Needs: docker-compose, python3 with PyYAML (Debian's /usr/bin/python3 + python3-yaml), curl,
-# readelf/dpkg, build/release/src (scripts/local/build.sh release) and the local RabbitMQ
-# (scripts/local/rabbitmq.sh start). Env: PIX_BIN_DIR (build/release/src), RABBITMQ_MGMT_URL
-# (http://127.0.0.1:15672), RABBITMQ_AMQP_HOST (127.0.0.1), RABBITMQ_PORT (5672),
+# openssl, readelf/dpkg, built programs (build/release/src, else build/debug/src) and the local
+# RabbitMQ of the plain profile (scripts/local/rabbitmq.sh start). Env: PIX_BIN_DIR (the programs),
+# RABBITMQ_MGMT_URL (http://127.0.0.1:15672), RABBITMQ_AMQP_HOST (127.0.0.1), RABBITMQ_PORT (5672),
 # RABBITMQ_CHECK_USER / RABBITMQ_CHECK_PASSWORD (guest / guest: management API only).
 set -euo pipefail
 
@@ -87,18 +101,13 @@ def rel(p):
 
 
 # ---- the contract ------------------------------------------------------------------------------
-# Documented dev passwords of the RabbitMQ users in monitoring/rabbitmq/definitions.json.
-DEV_PASSWORDS = {
-    "pix-admin": "pix-admin-dev",
-    "pix-api": "pix-api-dev",
-    "pix-saga": "pix-saga-dev",
-    "pix-monitoring": "pix-monitoring-dev",
-}
-USER_TAGS = {"pix-admin": ["administrator"], "pix-api": [], "pix-saga": [], "pix-monitoring": ["monitoring"]}
+# The RabbitMQ users (scripts/deploy/dev_secrets.py's RABBIT_USERS) and their tags.
+USER_TAGS = {"api-rabbitmq": [], "notifier": [], "auditor": [], "pix-admin": ["administrator"], "pix-tail": [],
+             "monitoring": ["monitoring"], "bench": []}
 # Container ports each compose service publishes (all on 127.0.0.1). kafka's 29092 is the EXTERNAL
 # listener, published on ${PIX_KAFKA_HOST_PORT:-9092}; every other host port equals the container's.
 PORTS = {
-    "kafka": {29092}, "rabbitmq": {5672, 15672, 15692},
+    "kafka": {29092}, "rabbitmq": {5671, 15671, 15692},
     "topology": set(), "api-kafka": {5000}, "api-rabbitmq": {5001},
     "antifraud": {9101}, "settlement": {9102}, "notifier": {9103}, "auditor": {9104},
     "pix-sim": set(),
@@ -115,6 +124,9 @@ IMAGES = {  # image -> (build context, target)
 }
 # Long-running services whose image has no tool to run a healthcheck with, and why.
 NO_HEALTHCHECK = {"otel-collector": "distroless image: no shell, no HTTP client"}
+# Programs of src/apps that no image needs to carry: the development token issuer runs on the host
+# (scripts/deploy/dev_secrets.sh, ./pix token).
+HOST_ONLY_APPS = {"pix-token"}
 SAGA = {"antifraud": "pix-antifraud", "settlement": "pix-settlement", "notifier": "pix-notifier",
         "auditor": "pix-auditor"}
 
@@ -122,6 +134,17 @@ SAGA = {"antifraud": "pix-antifraud", "settlement": "pix-settlement", "notifier"
 def apps():
     d = os.path.join(ROOT, "src/apps")
     return sorted(a for a in os.listdir(d) if os.path.isfile(os.path.join(d, a, "main.cpp")))
+
+
+def bin_dir():
+    """The built programs: PIX_BIN_DIR, else build/release/src, else build/debug/src."""
+    if os.environ.get("PIX_BIN_DIR"):
+        return os.environ["PIX_BIN_DIR"]
+    for preset in ("release", "debug"):
+        d = os.path.join(ROOT, "build", preset, "src")
+        if os.access(os.path.join(d, "pix-api"), os.X_OK):
+            return d
+    return os.path.join(ROOT, "build/release/src")
 
 
 def topic_names():
@@ -175,8 +198,6 @@ def compose():
     cfg = yaml.safe_load(out.stdout)
     services = cfg.get("services", {})
     raw_services = raw.get("services", {})
-    defs = json.load(open("monitoring/rabbitmq/definitions.json"))
-    user_hash = {u["name"]: u["password_hash"] for u in defs.get("users", [])}
 
     check(set(services) == set(PORTS), f"services are the contract's: {', '.join(sorted(services))}",
           f"services {sorted(set(services) ^ set(PORTS))} differ from the contract (update docker-compose.yaml "
@@ -265,15 +286,7 @@ def compose():
         if "PIX_KAFKA_BOOTSTRAP" in env:
             check(env["PIX_KAFKA_BOOTSTRAP"] == "kafka:9092", f"{where}: Kafka at kafka:9092",
                   f"{where}: PIX_KAFKA_BOOTSTRAP={env['PIX_KAFKA_BOOTSTRAP']}")
-        if "PIX_RABBIT_URL" in env:
-            u = urllib.parse.urlsplit(env["PIX_RABBIT_URL"])
-            user, pw = urllib.parse.unquote(u.username or ""), urllib.parse.unquote(u.password or "")
-            want_user = {"api-rabbitmq": "pix-api", "topology": "pix-admin"}.get(name, "pix-saga")
-            check(user == want_user and u.hostname == "rabbitmq" and (u.port or 5672) == 5672,
-                  f"{where}: AMQP as {user}@rabbitmq:5672", f"{where}: PIX_RABBIT_URL user/host {user}@{u.hostname}:{u.port}, want {want_user}@rabbitmq:5672")
-            check(user in user_hash and rabbit_hash_matches(user_hash[user], pw),
-                  f"{where}: {user}'s password matches its hash in definitions.json",
-                  f"{where}: the password of {user} in PIX_RABBIT_URL does not match definitions.json")
+        # PIX_RABBIT_URL, PIX_KAFKA_*, secrets: the secure contract (secure_contract.py compose).
         if name in SAGA:
             cmd = svc.get("command") or []
             check(cmd[:1] == [SAGA[name]], f"{where}: runs {SAGA[name]}", f"{where}: command {cmd} should start with {SAGA[name]}")
@@ -293,13 +306,13 @@ def compose():
     check((topo.get("command") or [])[:2] == ["pix-admin", "topology"], "topology: pix-admin topology", "topology: command must be pix-admin topology")
     sim = raw_services.get("pix-sim", {})
     check(sim.get("profiles") == ["sim"], "pix-sim: behind profile sim", "pix-sim: must be behind profile `sim` only")
-    check("http://api-kafka:5000/kafka" in (services.get("pix-sim", {}).get("command") or []),
-          "pix-sim: posts to http://api-kafka:5000/kafka", "pix-sim: must post to http://api-kafka:5000/kafka")
+    check("https://api-kafka:5000/kafka" in (services.get("pix-sim", {}).get("command") or []),
+          "pix-sim: posts to https://api-kafka:5000/kafka", "pix-sim: must post to https://api-kafka:5000/kafka")
     kenv = services.get("kafka", {}).get("environment", {})
     kport = next((hp for _, hp, t in (parse_port(p) for p in services.get("kafka", {}).get("ports", [])) if t == 29092), None)
-    check(f"EXTERNAL://localhost:{kport}" in kenv.get("KAFKA_ADVERTISED_LISTENERS", "") and "PLAINTEXT://kafka:9092" in kenv.get("KAFKA_ADVERTISED_LISTENERS", ""),
+    check(f"EXTERNAL://localhost:{kport}" in kenv.get("KAFKA_ADVERTISED_LISTENERS", "") and "INTERNAL://kafka:9092" in kenv.get("KAFKA_ADVERTISED_LISTENERS", ""),
           f"kafka: advertises kafka:9092 inside and localhost:{kport} to the host",
-          f"kafka: KAFKA_ADVERTISED_LISTENERS must be PLAINTEXT://kafka:9092 and EXTERNAL://localhost:{kport}")
+          f"kafka: KAFKA_ADVERTISED_LISTENERS must be INTERNAL://kafka:9092 and EXTERNAL://localhost:{kport}")
     check(kenv.get("KAFKA_PROCESS_ROLES") == "broker,controller" and "KAFKA_ZOOKEEPER_CONNECT" not in kenv and kenv.get("CLUSTER_ID"),
           "kafka: KRaft combined mode with a fixed CLUSTER_ID", "kafka: want KRaft (broker,controller), CLUSTER_ID, no ZooKeeper")
     for k in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
@@ -322,17 +335,14 @@ def compose():
         bad(f"{prom_file} missing")
 
     # -- every ${VAR} has a line in .env.example
-    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", raw_text))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", raw_text))  # $${...} is a literal $
     listed = set()
     if os.path.isfile(".env.example"):
         listed = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=", open(".env.example").read(), re.M))
     check(used <= listed, f".env.example lists {', '.join(sorted(used))}", f".env.example lacks {sorted(used - listed)}")
-    # -- the documented dev password defaults are the ones whose hashes definitions.json holds
-    for var, user in (("PIX_RABBIT_ADMIN_PASSWORD", "pix-admin"), ("PIX_RABBIT_API_PASSWORD", "pix-api"),
-                      ("PIX_RABBIT_SAGA_PASSWORD", "pix-saga")):
-        m = re.search(r"\$\{" + var + r":-([^}]*)\}", raw_text)
-        check(m is not None and m.group(1) == DEV_PASSWORDS[user], f"{var} defaults to {user}'s dev password",
-              f"{var} must default to {DEV_PASSWORDS[user]!r} in docker-compose.yaml")
+    # -- no credential is a variable: they are files (compose secrets)
+    creds = sorted(v for v in used if re.search(r"PASSWORD|TOKEN|SECRET(?!S_DIR)|_KEY$", v))
+    check(not creds, "no ${VAR} is a credential (they are compose secrets)", f"docker-compose.yaml takes credentials from variables: {creds}")
     finish("docker-compose.yaml")
 
 
@@ -557,8 +567,10 @@ def dockerfiles():
     m = re.search(r"--target\s+((?:pix-[\w-]+\s*)+)", run_text)
     targets = sorted(m.group(1).split()) if m else []
     installed = sorted(set(re.findall(r"build/release/src/(pix-[\w-]+)", run_text)))
-    check(targets == apps() and installed == apps(), f"Dockerfile: builds and installs {', '.join(apps())}",
-          f"Dockerfile: targets {targets} / installed {installed} differ from src/apps {apps()}")
+    image_apps = [a for a in apps() if a not in HOST_ONLY_APPS]
+    check(set(image_apps) <= set(targets) <= set(apps()) and set(targets) == set(installed),
+          f"Dockerfile: builds and installs {', '.join(targets)} (of src/apps; host-only: {', '.join(sorted(HOST_ONLY_APPS))})",
+          f"Dockerfile: targets {targets} / installed {installed} must be src/apps {image_apps} (plus, optionally, {sorted(HOST_ONLY_APPS)})")
     check("--preset release" in run_text, "Dockerfile: configures with cmake --preset release", "Dockerfile: use cmake --preset release")
     # runtime packages = the Debian packages of the libraries the binaries link
     runtime = by_name.get("runtime")
@@ -567,17 +579,23 @@ def dockerfiles():
     listed = set(m.group(1).split()) if m else set()
     for p in ("ca-certificates", "tzdata", "curl"):
         check(p in listed, f"Dockerfile: runtime installs {p}", f"Dockerfile: runtime must install {p}")
-    bindir = os.environ.get("PIX_BIN_DIR", os.path.join(ROOT, "build/release/src"))
-    bins = [os.path.join(bindir, a) for a in apps() if os.path.isfile(os.path.join(bindir, a))]
-    if len(bins) != len(apps()):
-        bad(f"Dockerfile: cannot check the runtime libraries: build/release/src lacks some of {apps()} (scripts/local/build.sh release)")
+    bindir = bin_dir()
+    # A debug build links the sanitizer runtimes, which the release preset of the image does not.
+    sanitizers = re.compile(r"^lib(asan|ubsan|lsan|tsan|hwasan)\.so") if bindir.endswith("debug/src") else None
+    bins = [os.path.join(bindir, a) for a in targets if os.path.isfile(os.path.join(bindir, a))]
+    if not targets or len(bins) != len(targets):
+        bad(f"Dockerfile: cannot check the runtime libraries: {rel(bindir)} lacks some of {targets} (scripts/local/build.sh release)")
     else:
+        if sanitizers:
+            ok(f"Dockerfile: runtime libraries read from the debug build {rel(bindir)} (sanitizer runtimes left out)")
         needed = {}
         for b in bins:
             ldd = subprocess.run(["ldd", b], capture_output=True, text=True).stdout
             paths = dict(re.findall(r"^\s*(\S+) => (/\S+)", ldd, re.M))
             dyn = subprocess.run(["readelf", "-d", b], capture_output=True, text=True).stdout
             for so in re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dyn):
+                if sanitizers and sanitizers.match(so):
+                    continue
                 needed.setdefault(so, paths.get(so))
         pkgs = {}
         for so, path in sorted(needed.items()):
@@ -611,6 +629,10 @@ def dockerfiles():
     check("-javaagent:" in run and "KAFKA_OPTS" in run and "pix-kafka-run" in ktext and "9404" in ktext,
           "deploy/images/kafka: pix-kafka-run puts -javaagent (port 9404) into the broker's KAFKA_OPTS",
           "deploy/images/kafka: the javaagent must be added to KAFKA_OPTS by pix-kafka-run (port 9404)")
+    check(all(x in run for x in ("PIX_KAFKA_SCRAM_USERS", "kafka-storage.sh format", "--add-scram", "--ignore-formatted",
+                                 "kafka-server-start.sh")),
+          "deploy/images/kafka: pix-kafka-run's secured path formats the storage with SCRAM users, then starts the broker",
+          "deploy/images/kafka: pix-kafka-run must format the storage with --add-scram (PIX_KAFKA_SCRAM_USERS) when secured")
     check(not re.search(r"^ENV\s+KAFKA_OPTS", ktext, re.M), "deploy/images/kafka: no KAFKA_OPTS in the image env (CLI tools stay agent-free)",
           "deploy/images/kafka: KAFKA_OPTS with the agent in ENV breaks every Kafka CLI tool in the container (port 9404 taken)")
     check(os.path.isfile("monitoring/kafka/jmx-exporter.yaml"), "monitoring/kafka/jmx-exporter.yaml (the agent's rules) exists",
@@ -618,49 +640,81 @@ def dockerfiles():
     finish("the Dockerfiles")
 
 
-# ---- definitions.json ----------------------------------------------------------------------------
+# ---- definitions.template.json -----------------------------------------------------------------------
 def load_defs():
-    return json.load(open("monitoring/rabbitmq/definitions.json"))
+    return json.load(open("monitoring/rabbitmq/definitions.template.json"))
+
+
+# The routing keys of the five PIX topics, as the secure profile's topic permissions write them.
+PIX_KEYS_RE = r"^pix\.(payment\.(requested|validated|settled)|notification\.sent|audit\.log)$"
 
 
 def defs_offline():
     d = load_defs()
     users = {u["name"]: u for u in d.get("users", [])}
-    check(set(users) == set(DEV_PASSWORDS), f"users {', '.join(sorted(users))} (no guest)",
-          f"users {sorted(users)} must be exactly {sorted(DEV_PASSWORDS)}")
-    for name, pw in DEV_PASSWORDS.items():
-        u = users.get(name)
-        if not u:
-            continue
-        check(u.get("hashing_algorithm") == "rabbit_password_hashing_sha256" and rabbit_hash_matches(u.get("password_hash", ""), pw),
-              f"{name}: salted SHA-256 hash of its dev password", f"{name}: password_hash is not rabbit_password_hashing_sha256 of {pw!r}")
+    check(set(users) == set(USER_TAGS), f"users {', '.join(sorted(users))} (no guest)",
+          f"users {sorted(users)} must be exactly {sorted(USER_TAGS)} (dev_secrets.py RABBIT_USERS)")
+    for name, u in sorted(users.items()):
+        check("password_hash" not in u and "password" not in u, f"{name}: no password in the template (dev_secrets.sh adds the hash)",
+              f"{name}: the template must hold no password or hash: dev_secrets.sh renders them from the password files")
         tags = u.get("tags")
-        tags = tags.split(",") if isinstance(tags, str) else tags
-        check(sorted(t for t in tags if t) == USER_TAGS[name], f"{name}: tags {USER_TAGS[name]}", f"{name}: tags {tags}, want {USER_TAGS[name]}")
-    check([v["name"] for v in d.get("vhosts", [])] == ["/"], "vhost /", "vhosts must be exactly [/]")
+        tags = tags.split(",") if isinstance(tags, str) else tags or []
+        check(sorted(t for t in tags if t) == USER_TAGS.get(name), f"{name}: tags {USER_TAGS.get(name)}",
+              f"{name}: tags {tags}, want {USER_TAGS.get(name)}")
+    check(sorted(v["name"] for v in d.get("vhosts", [])) == ["/", "pix-bench"], "vhosts / and pix-bench",
+          "vhosts must be exactly [/, pix-bench] (bench has a vhost of its own)")
     topics = topic_names()
     check(len(topics) == 5, f"topics.hpp: {', '.join(topics)}", "cannot read kTopicNames from src/pix/domain/topics.hpp")
-    objects = ["pix", "pix.unrouted", "pix.dlx", "pix.dead-letter"] + topics
-    perms = {p["user"]: p for p in d.get("permissions", [])}
-    def allowed(user, kind):
-        p = perms.get(user, {}).get(kind, "")
+    objects = ["pix", "pix.unrouted", "pix.dlx", "pix.dead-letter", "amq.gen-Xyz"] + topics
+    perms = {(p["user"], p["vhost"]): p for p in d.get("permissions", [])}
+
+    def allowed(user, vhost, kind):
+        p = perms.get((user, vhost), {}).get(kind, "")
         return {o for o in objects if p and re.search(p, o)}
+    every = set(objects)
+    # The secure profile's permissions (scripts/local/rabbitmq.sh): objects each user may configure,
+    # write and read on `/` (amq.gen-*: server-named queues, what pix-tail binds).
     want = {
-        ("pix-api", "configure"): set(), ("pix-api", "write"): {"pix"}, ("pix-api", "read"): set(),
-        ("pix-saga", "configure"): set(), ("pix-saga", "write"): {"pix"}, ("pix-saga", "read"): {"pix.notification.sent"},
-        ("pix-monitoring", "configure"): set(), ("pix-monitoring", "write"): set(), ("pix-monitoring", "read"): set(),
-        ("pix-admin", "configure"): set(objects), ("pix-admin", "write"): set(objects), ("pix-admin", "read"): set(objects),
+        "api-rabbitmq": (set(), {"pix"}, set()),
+        "notifier": (set(), {"pix"}, set()),
+        "auditor": (set(), set(), {"pix.notification.sent"}),
+        "pix-admin": (every, every, every),
+        "pix-tail": ({"amq.gen-Xyz"}, {"amq.gen-Xyz"}, {"pix", "amq.gen-Xyz"}),
+        "monitoring": None,
+        "bench": None,
     }
-    for (user, kind), objs in sorted(want.items()):
-        got = allowed(user, kind)
-        check(got == objs, f"{user}: {kind} on {sorted(got) or 'nothing'}", f"{user}: {kind} permission covers {sorted(got)}, want {sorted(objs)}")
-    check(all(p.get("vhost") == "/" for p in d.get("permissions", [])), "permissions on vhost /", "permissions must be on vhost /")
+    for user, w in sorted(want.items()):
+        if w is None:
+            check((user, "/") not in perms, f"{user}: no permissions on /", f"{user}: must have no permissions on /")
+            continue
+        for kind, objs in zip(("configure", "write", "read"), w):
+            got = allowed(user, "/", kind)
+            check(got == objs, f"{user}: {kind} on {sorted(got) or 'nothing'}", f"{user}: {kind} permission covers {sorted(got)}, want {sorted(objs)}")
+    for user in ("pix-admin", "bench"):
+        p = perms.get((user, "pix-bench"), {})
+        check(all(p.get(k) == ".*" for k in ("configure", "write", "read")), f"{user}: everything on vhost pix-bench",
+              f"{user}: needs .* on vhost pix-bench")
+    check(set(perms) == {(u, "/") for u, w in want.items() if w} | {("pix-admin", "pix-bench"), ("bench", "pix-bench")},
+          "no other permissions", f"unexpected permissions {sorted(set(perms))}")
+    tps = {(t["user"], t["vhost"], t["exchange"]): t for t in d.get("topic_permissions", [])}
+    keys = topics + ["pix.other", "amq.x"]
+
+    def keys_of(user, kind):
+        p = (tps.get((user, "/", "pix")) or {}).get(kind)
+        return None if p is None else {k for k in keys if re.search(p, k)}
+    want_tp = {"api-rabbitmq": (set(topics), set()), "notifier": ({"pix.notification.sent"}, set()),
+               "pix-tail": (set(), set(topics))}
+    for user, (w, r) in sorted(want_tp.items()):
+        check(keys_of(user, "write") == w and keys_of(user, "read") == r,
+              f"{user}: topic permissions on pix: write {sorted(w) or 'nothing'}, read {sorted(r) or 'nothing'}",
+              f"{user}: topic permissions on pix write {keys_of(user, 'write')}, read {keys_of(user, 'read')}; want {sorted(w)}, {sorted(r)}")
+    check(set(tps) == {(u, "/", "pix") for u in want_tp}, "no other topic permissions", f"unexpected topic permissions {sorted(tps)}")
     qnames = {q["name"] for q in d.get("queues", [])}
     check(qnames == set(topics) | {"pix.unrouted", "pix.dead-letter"}, f"queues: the five topics + pix.unrouted + pix.dead-letter",
           f"queues {sorted(qnames)} differ from the five topics + pix.unrouted + pix.dead-letter")
     for kind in ("exchanges", "queues", "bindings"):
         check(all(o.get("vhost") == "/" for o in d.get(kind, [])), f"{kind} in vhost /", f"{kind} must all be in vhost /")
-    finish("definitions.json (offline)")
+    finish("definitions.template.json (offline)")
 
 
 class Mgmt:
@@ -737,8 +791,37 @@ def http(method, url, body=None, timeout=5):
 
 def cleanup(m, vhost, prefix):
     m.call("DELETE", f"/api/vhosts/{q(vhost)}", ok_codes=(200, 204, 404))
-    for name in DEV_PASSWORDS:
+    for name in USER_TAGS:
         m.call("DELETE", f"/api/users/{q(prefix + name)}", ok_codes=(200, 204, 404))
+
+
+def start_api(api_bin, url):
+    """pix-api --broker rabbit on a free port (plain HTTP, no auth: this checks the broker side);
+    returns (process, port, last /readyz code)."""
+    p = free_port()
+    env = dict(os.environ, PIX_LOG_FORMAT="text", PIX_LOG_LEVEL="warn")
+    for k in [k for k in env if k.startswith(("PIX_RABBIT_", "PIX_TLS_", "PIX_AUTH", "PIX_JWKS"))]:
+        env.pop(k)
+    proc = subprocess.Popen([api_bin, "--broker", "rabbit", "--listen", "127.0.0.1", "--port", str(p),
+                             "--rabbit-url", url, "--exchange", "pix"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 30
+    code = 0
+    while time.time() < deadline and proc.poll() is None:
+        code, _ = http("GET", f"http://127.0.0.1:{p}/readyz", timeout=2)
+        if code == 200:
+            break
+        time.sleep(0.3)
+    return proc, p, code
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=20)[0] or ""
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0] or ""
 
 
 def defs_live(vhost, prefix):
@@ -752,7 +835,7 @@ def defs_live(vhost, prefix):
               file=sys.stderr)
         sys.exit(2)
     ok(f"RabbitMQ {ov.get('rabbitmq_version')} management API at {m.base}")
-    bindir = os.environ.get("PIX_BIN_DIR", os.path.join(ROOT, "build/release/src"))
+    bindir = bin_dir()
     admin_bin, api_bin = os.path.join(bindir, "pix-admin"), os.path.join(bindir, "pix-api")
     for b in (admin_bin, api_bin):
         if not os.access(b, os.X_OK):
@@ -762,24 +845,29 @@ def defs_live(vhost, prefix):
     port = int(os.environ.get("RABBITMQ_PORT", "5672"))
     d = load_defs()
     procs = []
+    passwords = {u["name"]: os.urandom(16).hex() for u in d["users"]}
     try:
         m.call("PUT", f"/api/vhosts/{q(vhost)}", {"description": "scripts/deploy/check_compose.sh (temporary)"})
         ok(f"throwaway vhost {vhost}")
-        # users: copies named <prefix><user>, same hash, tags and permissions (on the throwaway vhost)
-        users = [dict(u, name=prefix + u["name"]) for u in d["users"]]
-        perms = [dict(p, user=prefix + p["user"], vhost=vhost) for p in d["permissions"]]
-        m.call("POST", "/api/definitions", {"users": users, "permissions": perms})
-        ok(f"imported {len(users)} user copies ({prefix}*) with their permissions on {vhost}")
+        # users: copies named <prefix><user> with fresh random passwords, the template's tags, and its
+        # permissions and topic permissions on `/`, moved to the throwaway vhost
+        users = [dict(u, name=prefix + u["name"], password_hash=rabbit_hash(passwords[u["name"]]),
+                      hashing_algorithm="rabbit_password_hashing_sha256") for u in d["users"]]
+        perms = [dict(p, user=prefix + p["user"], vhost=vhost) for p in d["permissions"] if p["vhost"] == "/"]
+        tperms = [dict(t, user=prefix + t["user"], vhost=vhost) for t in d.get("topic_permissions", []) if t["vhost"] == "/"]
+        m.call("POST", "/api/definitions", {"users": users, "permissions": perms, "topic_permissions": tperms})
+        ok(f"imported {len(users)} user copies ({prefix}*) with {len(perms)} permissions and {len(tperms)} topic "
+           f"permissions on {vhost}")
         strip = lambda objs: [{k: v for k, v in o.items() if k != "vhost"} for o in objs]
         m.call("POST", f"/api/definitions/{q(vhost)}",
                {"exchanges": strip(d["exchanges"]), "queues": strip(d["queues"]), "bindings": strip(d["bindings"])})
         imported = snapshot(m, vhost)
         dd = diff(from_defs(d), imported)
         check(not dd, f"POST /api/definitions/{vhost}: {len(imported['exchanges'])} exchanges, {len(imported['queues'])} queues, "
-              f"{len(imported['bindings'])} bindings as in definitions.json", "the import differs from definitions.json:\n      " + "\n      ".join(dd))
+              f"{len(imported['bindings'])} bindings as in the template", "the import differs from the template:\n      " + "\n      ".join(dd))
 
         def url(user):
-            return f"amqp://{q(prefix + user)}:{q(DEV_PASSWORDS[user])}@{host}:{port}/{q(vhost)}"
+            return f"amqp://{q(prefix + user)}:{q(passwords[user])}@{host}:{port}/{q(vhost)}"
 
         def topology(user):
             return subprocess.run([admin_bin, "topology", "--skip-kafka", "--rabbit-url", url(user)],
@@ -790,52 +878,44 @@ def defs_live(vhost, prefix):
               f"pix-admin topology against the imported definitions failed (exit {r.returncode}):\n{r.stdout}{r.stderr}")
         after = snapshot(m, vhost)
         dd = diff(imported, after)
-        check(not dd, "pix-admin topology added and changed nothing: definitions.json is exactly its topology",
-              "pix-admin topology declared what definitions.json lacks:\n      " + "\n      ".join(dd))
-        for user in ("pix-api", "pix-saga", "pix-monitoring"):
+        check(not dd, "pix-admin topology added and changed nothing: the template is exactly its topology",
+              "pix-admin topology declared what the template lacks:\n      " + "\n      ".join(dd))
+        for user in sorted(u for u in USER_TAGS if u != "pix-admin"):
             r = topology(user)
-            check(r.returncode != 0 and "ACCESS_REFUSED" in (r.stdout + r.stderr), f"{user} may not declare (configure refused)",
+            check(r.returncode != 0, f"{user} may not declare the topology (no configure permission)",
                   f"{user} could run pix-admin topology (exit {r.returncode}): it must have no configure permission")
-        # publish through pix-api with the publishing users' credentials
-        body = json.dumps({"topic": "pix.notification.sent",
-                           "value": {"transactionId": "defs-check", "status": "notified"}}).encode()
+        # publish through pix-api: allowed for api-rabbitmq and notifier, refused where the
+        # (topic) permissions say so
+        def body(topic):
+            return json.dumps({"topic": topic, "value": {"transactionId": "defs-check", "status": "notified",
+                                                         "amount": 1, "payer": "a", "receiver": "b"}}).encode()
         published = 0
-        for user in ("pix-api", "pix-saga"):
-            p = free_port()
-            env = dict(os.environ, PIX_LOG_FORMAT="text", PIX_LOG_LEVEL="warn")
-            proc = subprocess.Popen([api_bin, "--broker", "rabbit", "--listen", "127.0.0.1", "--port", str(p),
-                                     "--rabbit-url", url(user), "--exchange", "pix"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for user, topic, allowed in (("api-rabbitmq", "pix.notification.sent", True), ("notifier", "pix.notification.sent", True),
+                                     ("notifier", "pix.payment.requested", False), ("auditor", "pix.notification.sent", False)):
+            proc, p, code = start_api(api_bin, url(user))
             procs.append(proc)
-            deadline = time.time() + 30
-            code = 0
-            while time.time() < deadline and proc.poll() is None:
-                code, _ = http("GET", f"http://127.0.0.1:{p}/readyz", timeout=2)
-                if code == 200:
-                    break
-                time.sleep(0.3)
-            if not check(code == 200, f"pix-api as {user}: /readyz 200 (login + exchange check)", f"pix-api as {user} never became ready (last /readyz {code})"):
-                proc.terminate()
-                print((proc.communicate(timeout=15)[0] or "")[-2000:], file=sys.stderr)
+            if allowed and not check(code == 200, f"pix-api as {user}: /readyz 200", f"pix-api as {user} never became ready (last /readyz {code})"):
+                print(stop(proc)[-2000:], file=sys.stderr)
                 continue
-            code, text = http("POST", f"http://127.0.0.1:{p}/rabbit", body, timeout=15)
-            if check(code == 200, f"pix-api as {user}: POST /rabbit -> 200 (write on exchange pix)", f"pix-api as {user}: POST /rabbit -> {code} {text[:200]}"):
-                published += 1
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        # the messages reached pix.notification.sent (management stats lag a few seconds)
+            code, text = http("POST", f"http://127.0.0.1:{p}/rabbit", body(topic), timeout=15) if code == 200 else (code, "not ready")
+            if allowed:
+                if check(code == 200, f"pix-api as {user}: POST /rabbit {topic} -> 200", f"pix-api as {user}: POST /rabbit {topic} -> {code} {text[:200]}"):
+                    published += 1
+            else:
+                check(code != 200, f"pix-api as {user}: {topic} refused ({code})",
+                      f"pix-api as {user} could publish {topic}: its permissions must refuse it")
+            stop(proc)
+        # the messages reached pix.notification.sent, nothing reached pix.payment.requested (stats lag)
         deadline, n = time.time() + 20, -1
         while time.time() < deadline:
-            qi = m.call("GET", f"/api/queues/{q(vhost)}/{q('pix.notification.sent')}")
-            n = qi.get("messages")
+            n = m.call("GET", f"/api/queues/{q(vhost)}/{q('pix.notification.sent')}").get("messages")
             if n == published:
                 break
             time.sleep(1)
         check(n == published and published == 2, f"pix.notification.sent holds the {published} published message(s)",
               f"pix.notification.sent holds {n} message(s), {published} were published")
+        n = m.call("GET", f"/api/queues/{q(vhost)}/{q('pix.payment.requested')}").get("messages")
+        check(not n, "pix.payment.requested got nothing from the refused publish", f"pix.payment.requested holds {n} message(s)")
     except RuntimeError as e:
         bad(str(e))
     finally:
@@ -848,7 +928,7 @@ def defs_live(vhost, prefix):
             ok(f"deleted vhost {vhost} and the user copies")
         except Exception as e:  # noqa: BLE001
             bad(f"cleanup of {vhost}: {e}")
-    finish("definitions.json (live)")
+    finish("definitions.template.json (live)")
 
 
 cmd = sys.argv[1]
@@ -903,10 +983,20 @@ fi
 step "compose: contract (builds, mounts, images, healthchecks, depends_on, ports, credentials)"
 checks_py compose || failed+=("compose contract")
 
+step "secure contract: docker-compose.yaml against a fresh dev_secrets.sh run (secure_contract.py compose)"
+PYTHONDONTWRITEBYTECODE=1 "$PY" scripts/deploy/secure_contract.py compose || failed+=("secure contract")
+
+step "unit tests of scripts/deploy/*.py (test_*.py)"
+if PYTHONDONTWRITEBYTECODE=1 "$PY" -m unittest discover -s scripts/deploy -p 'test_*.py' 2>&1 | sed 's/^/    /'; then
+    ok "scripts/deploy unit tests pass"
+else
+    failed+=("scripts/deploy unit tests")
+fi
+
 step "Dockerfiles: Dockerfile, deploy/images/kafka/Dockerfile"
 checks_py dockerfiles || failed+=("dockerfiles")
 
-step "definitions.json: users, hashes, permissions, topology (offline)"
+step "definitions.template.json: users, permissions, topic permissions, topology (offline)"
 checks_py defs-offline || failed+=("definitions offline")
 
 vhost="pix-defs-check-$$"
@@ -925,14 +1015,14 @@ trap cleanup_live EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step "definitions.json: import into vhost $vhost of the local RabbitMQ, then pix-admin topology and pix-api"
+step "definitions.template.json: import into vhost $vhost of the local RabbitMQ, then pix-admin topology and pix-api"
 rc=0
 "$PY" -c "$CHECKS_PY" defs-live "$vhost" "$prefix" &
 live_pid=$!
 wait "$live_pid" || rc=$?
 live_pid=""
 if ((rc == 2)); then
-    die "the live definitions check needs the local RabbitMQ (management on ${RABBITMQ_MGMT_URL:-http://127.0.0.1:15672}) and build/release/src"
+    die "the live definitions check needs the local RabbitMQ (management on ${RABBITMQ_MGMT_URL:-http://127.0.0.1:15672}) and built programs"
 elif ((rc != 0)); then
     failed+=("definitions live")
 fi

@@ -3,7 +3,10 @@
 #
 #   scripts/deploy/check_k8s.sh
 #
-# 1. scripts/deploy/render_k8s.py --check: the generated ConfigMaps/Secrets match their sources
+# 0. scripts/deploy/dev_secrets.sh into a temporary directory: the Secrets (and the JWKS ConfigMap)
+#    k8s/ references but does not hold, as a developer would apply them (k8s/dev-secrets.yaml of its
+#    output). They go through steps 2 and 4 with k8s/, and step 5 checks the contract against them.
+# 1. scripts/deploy/render_k8s.py --check: the generated ConfigMaps match their sources
 #    (monitoring/**, dashboards/*.json).
 # 2. kubernetes-validate --strict against the Kubernetes schemas of each version in
 #    PIX_K8S_VERSIONS (default "1.30.0 1.37.0": the oldest release the manifests need, for the
@@ -13,10 +16,14 @@
 # 3. KEDA's ScaledObject and TriggerAuthentication documents against KEDA's CRD schemas
 #    (@kubernetes-models/keda's .validate(), node), and every generated value read back with a
 #    second YAML parser (js-yaml) equals its source file.
-# 4. render_k8s.py --lint: the project's rules (resources, probes, securityContext, images, PDBs,
-#    Service selectors, NodePorts, Ingress backends, ConfigMap/Secret references, RabbitMQ
-#    passwords against definitions.json, KEDA keys and consumer groups, the Prometheus jobs; the
-#    full list is printed).
+# 4. render_k8s.py --lint --extra <the generated Secrets>: the project's rules (resources, probes,
+#    securityContext, images, PDBs, Service selectors, NodePorts, Ingress backends, ConfigMap/Secret
+#    references, no committed Secret, NetworkPolicy ports, KEDA keys and consumer groups, the
+#    Prometheus jobs; the full list is printed).
+# 5. secure_contract.py k8s: the secured configuration (every /run/secrets path mounted from a
+#    generated Secret, Kafka SASL_SSL + SCRAM principals with credentials and ACLs, AMQPS users with
+#    permissions, no plaintext listener nor amqp:// URL, the APIs on HTTPS with --auth jwt and HTTPS
+#    probes, the Prometheus jobs and the Ingress over verified TLS; its docstring lists every rule).
 #
 # Tools: scripts/deploy/tools.sh (kubernetes-validate in .local/tools/venv, the node modules in
 # .local/tools/node), promtool (Debian package prometheus).
@@ -54,6 +61,17 @@ fail() {
 mapfile -t manifests < <(find k8s -type f \( -name '*.yaml' -o -name '*.yml' \) | LC_ALL=C sort)
 ((${#manifests[@]} > 0)) || die "no manifests under k8s/"
 
+# ---- 0. the development Secrets, as dev_secrets.sh makes them --------------------------------------
+gen="$(mktemp -d "${TMPDIR:-/tmp}/pix-check-k8s.XXXXXX")"
+trap 'rm -rf "$gen"' EXIT
+step "development Secrets: scripts/deploy/dev_secrets.sh into a temporary directory"
+if "$venv_python" scripts/deploy/dev_secrets.py ensure --dir "$gen/dev-secrets" --access owner --quiet; then
+    generated="$gen/dev-secrets/k8s/dev-secrets.yaml"
+    ok "$(grep -c '^kind:' "$generated") objects in k8s/dev-secrets.yaml of its output"
+else
+    die "dev_secrets.sh failed: the Secrets k8s/ references cannot be made"
+fi
+
 # ---- 1. generated manifests up to date --------------------------------------------------------------
 step "generated ConfigMaps/Secrets match their sources (render_k8s.py --check)"
 if python3 scripts/deploy/render_k8s.py --check; then
@@ -66,8 +84,8 @@ fi
 # KEDA's kinds are validated in step 3; any other kind without a schema is an error.
 keda_kinds='keda\.sh/v1alpha1 .*kind (ScaledObject|TriggerAuthentication)|kind (ScaledObject|TriggerAuthentication) with api version keda\.sh/v1alpha1'
 for version in "${k8s_versions[@]}"; do
-    step "kubernetes-validate --strict -k $version on ${#manifests[@]} files"
-    out="$("$validator" --strict --kubernetes-version "$version" "${manifests[@]}" 2>&1)" && rc=0 || rc=$?
+    step "kubernetes-validate --strict -k $version on ${#manifests[@]} files and the generated Secrets"
+    out="$("$validator" --strict --kubernetes-version "$version" "${manifests[@]}" "$generated" 2>&1)" && rc=0 || rc=$?
     passed="$(grep -c ' passed for resource ' <<<"$out" || true)"
     unknown="$(grep -i "couldn't find schema" <<<"$out" | grep -Ev "$keda_kinds" || true)"
     problems="$(grep -Ev ' passed for resource |^$' <<<"$out" | grep -Eiv "couldn't find schema" || true)"
@@ -143,10 +161,18 @@ fi
 
 # ---- 4. project rules ------------------------------------------------------------------------------
 step "project rules (render_k8s.py --lint)"
-if "$venv_python" scripts/deploy/render_k8s.py --lint; then
+if "$venv_python" scripts/deploy/render_k8s.py --lint --extra "$generated"; then
     ok "project rules hold"
 else
     fail "project rules: see the problems above"
+fi
+
+# ---- 5. the secured configuration -------------------------------------------------------------------
+step "secure contract (secure_contract.py k8s) against the generated Secrets"
+if "$venv_python" scripts/deploy/secure_contract.py k8s --gen-dir "$gen/dev-secrets"; then
+    ok "the secured configuration holds"
+else
+    fail "secure contract: see the FAIL lines above"
 fi
 
 if ((failures > 0)); then

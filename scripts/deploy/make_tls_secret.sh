@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
-# Creates (or updates) the TLS Secret pix-local-tls that the Ingresses of k8s/ingress/ serve for
-# https://pix.local: a self-signed certificate made with openssl, stored with
-# `kubectl create secret tls` in each API namespace (an Ingress reads Secrets of its own namespace).
-# Safe to run again: the certificate is reused while it is valid for more than 30 days, and the
-# Secrets are applied, not created (no "already exists" error).
+# Applies the TLS Secrets (type kubernetes.io/tls) of k8s/ to the current cluster: pix-local-tls
+# (the Ingresses' https://pix.local, in api-kafka and api-rabbitmq), api-kafka-tls and
+# api-rabbitmq-tls (the APIs' own certificates: the ingress re-encrypts to them) and rabbitmq-tls.
+# All are DEVELOPMENT VALUES signed by the development CA of scripts/deploy/dev_secrets.sh, which
+# makes them first (idempotent: certificates are reused until 30 days before they expire).
+# `kubectl apply -f "$(scripts/deploy/dev_secrets.sh k8s)"` applies these and every other Secret.
 #
-#   scripts/deploy/make_tls_secret.sh               create/renew the certificate, apply the Secrets
+#   scripts/deploy/make_tls_secret.sh               ensure the certificates, apply the TLS Secrets
 #   scripts/deploy/make_tls_secret.sh --print       print the Secrets' YAML, touch no cluster
-#   scripts/deploy/make_tls_secret.sh --renew       make a new certificate even if the old one is valid
+#   scripts/deploy/make_tls_secret.sh --renew       re-issue the certificates first (same CA)
 #
-# Env: PIX_TLS_HOST (pix.local), PIX_TLS_DAYS (825), PIX_TLS_NAMESPACES ("api-kafka api-rabbitmq"),
-#      PIX_TLS_SECRET (pix-local-tls), PIX_TLS_DIR ($PIX_STATE/tls: the key and certificate).
-# Needs openssl and kubectl (with a current context, e.g. minikube's, unless --print).
-# Browsers and curl will not trust the certificate: use curl -k, or trust $PIX_TLS_DIR/pix.local.crt.
+# Env: PIX_SECRETS_DIR (.local/dev-secrets). Needs openssl, python3 and, unless --print, kubectl
+# with a current context (e.g. minikube's) and k8s/namespaces.yaml applied.
+# Clients trust the certificates with the CA: curl --cacert .local/dev-secrets/ca/ca.crt https://pix.local/...
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 print_only=0
-renew=0
+renew=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --print) print_only=1 ;;
-        --renew) renew=1 ;;
+        --renew) renew=(--renew-certs) ;;
         -h | --help)
             pix_usage "$0"
             exit 0
@@ -33,63 +33,31 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
-host="${PIX_TLS_HOST:-pix.local}"
-days="${PIX_TLS_DAYS:-825}"
-secret="${PIX_TLS_SECRET:-pix-local-tls}"
-read -r -a namespaces <<<"${PIX_TLS_NAMESPACES:-api-kafka api-rabbitmq}"
-dir="${PIX_TLS_DIR:-$PIX_STATE/tls}"
-crt="$dir/$host.crt"
-key="$dir/$host.key"
+root="$(pix_root)"
+"$root/scripts/deploy/dev_secrets.sh" ensure ${renew[@]+"${renew[@]}"} --quiet >&2 ||
+    die "dev_secrets.sh could not make the certificates"
+dir="${PIX_SECRETS_DIR:-$root/.local/dev-secrets}"
+all="$dir/k8s/dev-secrets.yaml"
+[[ -s "$all" ]] || die "$all is missing"
 
-[[ "$days" =~ ^[0-9]+$ ]] || die "PIX_TLS_DAYS='$days' is not a number of days"
-((${#namespaces[@]} > 0)) || die "PIX_TLS_NAMESPACES is empty"
-command -v openssl >/dev/null 2>&1 || die "openssl not found (apt-get install openssl)"
-command -v kubectl >/dev/null 2>&1 || die "kubectl not found"
-
-mkdir -p "$dir"
-chmod 700 "$dir"
-
-# Reuse a certificate for this host that stays valid for 30 more days.
-if ((renew == 0)) && [[ -s "$crt" && -s "$key" ]] \
-    && openssl x509 -in "$crt" -noout -checkend $((30 * 86400)) >/dev/null 2>&1 \
-    && openssl x509 -in "$crt" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$host\b"; then
-    ok "reusing $crt (valid until $(openssl x509 -in "$crt" -noout -enddate | cut -d= -f2))" >&2
-else
-    step "self-signed certificate for $host, $days days: $crt" >&2
-    (
-        umask 077
-        openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days "$days" \
-            -subj "/CN=$host/O=pix-pubsub dev" \
-            -addext "subjectAltName=DNS:$host" \
-            -addext "keyUsage=digitalSignature,keyEncipherment" \
-            -addext "extendedKeyUsage=serverAuth" \
-            -keyout "$key.tmp" -out "$crt.tmp" 2>/dev/null
-    ) || die "openssl could not create the certificate"
-    mv -f "$key.tmp" "$key"
-    mv -f "$crt.tmp" "$crt"
-fi
-
-# The manifest `kubectl create secret tls` would create (client-side only), for each namespace.
-manifest() {
-    kubectl create secret tls "$secret" --namespace "$1" --cert "$crt" --key "$key" \
-        --dry-run=client --output yaml
+# The kubernetes.io/tls documents of dev-secrets.yaml.
+tls_yaml() {
+    python3 - "$all" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+print("\n---\n".join(d.strip("\n") for d in docs if "\ntype: kubernetes.io/tls\n" in d + "\n"))
+PY
 }
 
 if ((print_only)); then
-    first=1
-    for ns in "${namespaces[@]}"; do
-        ((first)) || echo "---"
-        first=0
-        manifest "$ns"
-    done
+    tls_yaml
     exit 0
 fi
-
-for ns in "${namespaces[@]}"; do
+command -v kubectl >/dev/null 2>&1 || die "kubectl not found"
+for ns in api-kafka api-rabbitmq rabbitmq; do
     kubectl get namespace "$ns" >/dev/null 2>&1 \
         || die "namespace $ns does not exist: kubectl apply -f k8s/namespaces.yaml first"
-    step "Secret $ns/$secret" >&2
-    manifest "$ns" | kubectl apply -f - >/dev/null || die "kubectl apply of Secret $ns/$secret failed"
-    ok "Secret $ns/$secret applied"
 done
-echo "add pix.local to /etc/hosts:  echo \"\$(minikube ip) $host\" | sudo tee -a /etc/hosts"
+tls_yaml | kubectl apply -f - || die "kubectl apply of the TLS Secrets failed"
+ok "TLS Secrets applied (development CA: $dir/ca/ca.crt)"
+echo "add pix.local to /etc/hosts:  echo \"\$(minikube ip) pix.local\" | sudo tee -a /etc/hosts"

@@ -7,13 +7,17 @@
 #   scripts/deploy/prometheus_scrape_check.sh
 #
 # What it starts (each on 127.0.0.1 and a free port; all stopped on exit, whatever happens):
-#   - pix-api --broker kafka and pix-api --broker rabbit, publishing to an isolated copy of the topology
+#   - pix-api --broker kafka and pix-api --broker rabbit as the secured deployment runs them: HTTPS
+#     (certificates of a throwaway development CA from scripts/deploy/dev_secrets.sh, made in a
+#     temporary directory) and --auth jwt (its development issuer; the requests carry its tokens),
+#     publishing to an isolated copy of the topology
 #     (Kafka topics under a prefix of its own, a RabbitMQ exchange and queues of its own, created with
 #     `pix-admin topology` and deleted again at the end), so nothing it sends reaches the real saga;
 #   - pix-antifraud with the same topic prefix and a consumer group of its own;
 #   - prometheus, with a config derived from monitoring/prometheus/prometheus.yml: the same job names,
-#     metrics paths, honor_labels and target labels, the same rule file (alerts.yml); only the targets
-#     are rewritten to 127.0.0.1 ports, the scrape/evaluation interval is shortened to
+#     metrics paths, schemes, honor_labels and target labels, the same rule file (alerts.yml); only the
+#     targets are rewritten to 127.0.0.1 ports, tls_config.ca_file to the throwaway CA (the APIs'
+#     jobs scrape https and verify the certificate), the scrape/evaluation interval is shortened to
 #     $PIX_SCRAPE_INTERVAL, and the alerting section is left out (no Alertmanager here).
 # It scrapes the local RabbitMQ's rabbitmq_prometheus (127.0.0.1:15692) as the `rabbitmq` job. The
 # `kafka` job is left out: the local broker runs without the JMX exporter javaagent (the pix-kafka image
@@ -113,7 +117,7 @@ free_port() {
 }
 
 http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" 2>/dev/null || true; }
-answers_200() { [[ "$(http_code "$1")" == 200 ]]; }
+answers_200() { [[ "$(http_code "$@")" == 200 ]]; }
 
 # ---- preflight ----------------------------------------------------------------------------------
 
@@ -122,7 +126,7 @@ for b in pix-api pix-antifraud pix-admin; do
     [[ -x "$bin/$b" ]] || die "$bin/$b not found (build first, or set PIX_BIN)"
 done
 [[ -x "$prometheus_bin" ]] || die "$prometheus_bin not found (Debian package prometheus; scripts/local/deps.sh)"
-for tool in promtool curl python3; do
+for tool in promtool curl python3 openssl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
 done
 python3 -c 'import yaml' 2>/dev/null || die "python3 has no yaml module (Debian: python3-yaml)"
@@ -139,6 +143,17 @@ echo "    binaries: $bin"
 echo "    Kafka $kafka_bootstrap, RabbitMQ $rabbit_hostport, rabbitmq_prometheus $rabbit_prometheus"
 echo "    Prometheus: $("$prometheus_bin" --version 2>&1 | head -n 1)"
 
+step "throwaway development secrets (scripts/deploy/dev_secrets.sh): CA, the APIs' certificates, token issuer"
+secrets="$work/dev-secrets"
+python3 scripts/deploy/dev_secrets.py ensure --dir "$secrets" --access owner --quiet ||
+    die "dev_secrets.sh could not make the throwaway secrets"
+ca="$secrets/ca/ca.crt"
+token() { python3 scripts/deploy/dev_secrets.py token --dir "$secrets" --subject scrape-check --ttl 15m "$@"; }
+kafka_token="$(token --scope pix.payment.requested)"
+rabbit_token="$(token --scope pix.notification.sent)"
+edge=(--auth jwt --jwks "$secrets/jwt/jwks.json" --jwt-issuer "https://pix-pubsub.local/dev-issuer")
+echo "    CA $ca; tokens of the development issuer for both APIs"
+
 step "isolated topology: Kafka topics '${topic_prefix}pix.*', RabbitMQ exchange '$exchange'"
 topology_created=1
 "$bin/pix-admin" topology --kafka-bootstrap "$kafka_bootstrap" --rabbit-url "$rabbit_url" \
@@ -154,15 +169,17 @@ port_api_rabbit="$(free_port)"
 port_antifraud="$(free_port)"
 common=(--log-format text --kafka-bootstrap "$kafka_bootstrap" --topic-prefix "$topic_prefix")
 start api-kafka "$logs/api-kafka.log" "$bin/pix-api" --broker kafka --listen 127.0.0.1 \
-    --port "$port_api_kafka" "${common[@]}"
+    --port "$port_api_kafka" "${common[@]}" "${edge[@]}" \
+    --tls-cert "$secrets/tls/api-kafka.crt" --tls-key "$secrets/tls/api-kafka.key"
 start api-rabbitmq "$logs/api-rabbitmq.log" "$bin/pix-api" --broker rabbit --listen 127.0.0.1 \
-    --port "$port_api_rabbit" --rabbit-url "$rabbit_url" --exchange "$exchange" --log-format text
+    --port "$port_api_rabbit" --rabbit-url "$rabbit_url" --exchange "$exchange" --log-format text "${edge[@]}" \
+    --tls-cert "$secrets/tls/api-rabbitmq.crt" --tls-key "$secrets/tls/api-rabbitmq.key"
 start antifraud "$logs/antifraud.log" "$bin/pix-antifraud" --admin-listen 127.0.0.1 \
     --admin-port "$port_antifraud" --group "${run_id}.antifraud" "${common[@]}"
-wait_until "api-kafka /readyz" "$timeout_s" --pid "${pids[0]}" --log "$logs/api-kafka.log" \
-    answers_200 "http://127.0.0.1:$port_api_kafka/readyz"
-wait_until "api-rabbitmq /readyz" "$timeout_s" --pid "${pids[1]}" --log "$logs/api-rabbitmq.log" \
-    answers_200 "http://127.0.0.1:$port_api_rabbit/readyz"
+wait_until "api-kafka /readyz (https)" "$timeout_s" --pid "${pids[0]}" --log "$logs/api-kafka.log" \
+    answers_200 --cacert "$ca" "https://127.0.0.1:$port_api_kafka/readyz"
+wait_until "api-rabbitmq /readyz (https)" "$timeout_s" --pid "${pids[1]}" --log "$logs/api-rabbitmq.log" \
+    answers_200 --cacert "$ca" "https://127.0.0.1:$port_api_rabbit/readyz"
 wait_until "antifraud /healthz" "$timeout_s" --pid "${pids[2]}" --log "$logs/antifraud.log" \
     answers_200 "http://127.0.0.1:$port_antifraud/healthz"
 
@@ -171,9 +188,9 @@ wait_until "antifraud /healthz" "$timeout_s" --pid "${pids[2]}" --log "$logs/ant
 step "prometheus config derived from monitoring/prometheus/prometheus.yml"
 port_prometheus="$(free_port)"
 cp monitoring/prometheus/alerts.yml "$work/alerts.yml"
-python3 - monitoring/prometheus/prometheus.yml "$work/prometheus.yml" "$interval" <<EOF
+python3 - monitoring/prometheus/prometheus.yml "$work/prometheus.yml" "$interval" "$ca" <<EOF
 import sys, yaml
-src, dst, interval = sys.argv[1:]
+src, dst, interval, ca = sys.argv[1:]
 cfg = yaml.safe_load(open(src))
 targets = {  # compose target -> the local process this check runs
     "localhost:9090": "127.0.0.1:$port_prometheus",
@@ -188,6 +205,9 @@ cfg["global"]["evaluation_interval"] = interval
 cfg.pop("alerting", None)
 jobs, dropped = [], []
 for job in cfg["scrape_configs"]:
+    if "tls_config" in job:
+        # compose mounts the CA at /run/secrets/pix-ca.crt; here it is the throwaway one.
+        job["tls_config"] = dict(job["tls_config"], ca_file=ca)
     statics = []
     for sc in job.get("static_configs", []):
         kept = [targets[t] for t in sc["targets"] if t in targets]
@@ -217,9 +237,11 @@ step "sending the seed's example requests ($requests to each API)"
 kafka_body='{"topic": "pix.payment.requested", "value": {"transactionId": "12345", "amount": 100, "payer": "alice", "receiver": "bob"}}'
 rabbit_body='{"topic": "pix.notification.sent", "value": {"transactionId": "12345", "status": "notified"}}'
 for ((i = 1; i <= requests; i++)); do
-    code="$(http_code -X POST -H 'Content-Type: application/json' -d "$kafka_body" "http://127.0.0.1:$port_api_kafka/kafka")"
+    code="$(http_code --cacert "$ca" -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $kafka_token" \
+        -d "$kafka_body" "https://127.0.0.1:$port_api_kafka/kafka")"
     [[ "$code" == 200 ]] || die "POST /kafka answered $code (see $logs/api-kafka.log)"
-    code="$(http_code -X POST -H 'Content-Type: application/json' -d "$rabbit_body" "http://127.0.0.1:$port_api_rabbit/rabbit")"
+    code="$(http_code --cacert "$ca" -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $rabbit_token" \
+        -d "$rabbit_body" "https://127.0.0.1:$port_api_rabbit/rabbit")"
     [[ "$code" == 200 ]] || die "POST /rabbit answered $code (see $logs/api-rabbitmq.log)"
 done
 echo "    $requests x POST /kafka -> 200, $requests x POST /rabbit -> 200"

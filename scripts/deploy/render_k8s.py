@@ -9,14 +9,19 @@
                                 (e.g. placeholder copies while their owners still write them)
              --k8s-dir DIR      the manifests' directory (default <repo>/k8s)
              --compose FILE     docker-compose.yaml whose image tags --lint compares (default <repo>/...)
+             --extra FILE       (--lint) objects made outside k8s/ (dev_secrets.sh's k8s/dev-secrets.yaml):
+                                referenced Secrets and ConfigMaps are looked up there too
 
 Generated (each with a header naming its sources; never edit them by hand):
     k8s/kafka/generated-config.yaml          ConfigMap kafka-jmx-exporter  <- monitoring/kafka/jmx-exporter.yaml
     k8s/rabbitmq/generated-config.yaml       ConfigMap rabbitmq-config     <- monitoring/rabbitmq/{rabbitmq.conf,enabled_plugins}
-                                             Secret rabbitmq-definitions   <- monitoring/rabbitmq/definitions.json
     k8s/monitoring/generated-configmaps.yaml prometheus-config, alertmanager-config, otel-collector-config,
                                              grafana-datasources, grafana-dashboard-provider and one
                                              ConfigMap per dashboard <- monitoring/**, dashboards/*.json
+
+No Secret is rendered here: every credential (and the RabbitMQ definitions, which hold password
+hashes) comes from scripts/deploy/dev_secrets.sh in development, outside git; --lint --extra FILE
+reads its Kubernetes objects (k8s/dev-secrets.yaml of its output) next to k8s/.
 
 Rendering and --check use the Python standard library only; --lint imports yaml (PyYAML).
 """
@@ -24,8 +29,6 @@ Rendering and --check use the Python standard library only; --lint imports yaml 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
 import re
@@ -34,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = "scripts/deploy/render_k8s.py"
@@ -45,8 +47,6 @@ MAX_OBJECT_BYTES = 240_000
 # yamllint (.yamllint): max line length 140. Block scalars hold content at this indent.
 MAX_LINE = 140
 DATA_INDENT = 4
-
-DEV_SECRET_NOTE = "see docs/kubernetes.md, Secrets to replace"
 
 
 class Obj:
@@ -76,10 +76,6 @@ TARGETS = {
         Obj("ConfigMap", "rabbitmq-config", "rabbitmq",
             [("rabbitmq.conf", "monitoring/rabbitmq/rabbitmq.conf"),
              ("enabled_plugins", "monitoring/rabbitmq/enabled_plugins")], _labels("rabbitmq", "broker")),
-        # Password hashes: a Secret, not a ConfigMap. The hashes are of dev-only passwords.
-        Obj("Secret", "rabbitmq-definitions", "rabbitmq",
-            [("definitions.json", "monitoring/rabbitmq/definitions.json")], _labels("rabbitmq", "broker"),
-            secret=True, annotations={"pix.dev/dev-default": "true", "pix.dev/replace": DEV_SECRET_NOTE}),
     ],
     "k8s/monitoring/generated-configmaps.yaml": [
         Obj("ConfigMap", "prometheus-config", "monitoring",
@@ -275,8 +271,6 @@ OUR_IMAGES = {"api-kafka", "api-rabbitmq", "pix-pubsub", "pix-kafka"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 EXPECTED_NODEPORTS = {("monitoring", "prometheus"): 30090, ("monitoring", "grafana"): 30300,
                       ("monitoring", "alertmanager"): 30093, ("rabbitmq", "rabbitmq-management"): 31672}
-# Created outside k8s/ (scripts/deploy/make_tls_secret.sh), referenced by the Ingresses.
-EXTERNAL_SECRETS = {("api-kafka", "pix-local-tls"), ("api-rabbitmq", "pix-local-tls")}
 PIX_TOPICS = {"pix.payment.requested", "pix.payment.validated", "pix.payment.settled", "pix.notification.sent",
               "pix.audit.log", "pix.dlq"}
 KEDA_SPEC_KEYS = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod", "idleReplicaCount",
@@ -300,7 +294,7 @@ def _int(value, default):
 
 
 class Lint:
-    def __init__(self, k8s_dir: Path, source_root: Path, compose: Path):
+    def __init__(self, k8s_dir: Path, source_root: Path, compose: Path, extra: list[Path] | None = None):
         import yaml  # noqa: PLC0415 (only --lint needs it)
 
         self.yaml = yaml
@@ -310,16 +304,22 @@ class Lint:
         self.errors: list[str] = []
         self.checked: list[str] = []
         self.docs: list[tuple[str, dict]] = []
+        # Objects made outside k8s/ (dev_secrets.sh): only looked up by references, never linted as k8s/'s.
+        self.extra_docs: list[tuple[str, dict]] = []
         for path in sorted(k8s_dir.rglob("*.yaml")) + sorted(k8s_dir.rglob("*.yml")):
-            rel = os.path.relpath(path, ROOT)
-            with open(path, encoding="utf-8") as f:
-                for doc in yaml.safe_load_all(f):
-                    if doc is None:
-                        continue
-                    if not isinstance(doc, dict) or "kind" not in doc:
-                        self.err(rel, "a YAML document that is not a Kubernetes object")
-                        continue
-                    self.docs.append((rel, doc))
+            self._load(path, os.path.relpath(path, ROOT), self.docs)
+        for path in extra or []:
+            self._load(path, str(path), self.extra_docs)
+
+    def _load(self, path, rel, into):
+        with open(path, encoding="utf-8") as f:
+            for doc in self.yaml.safe_load_all(f):
+                if doc is None:
+                    continue
+                if not isinstance(doc, dict) or "kind" not in doc:
+                    self.err(rel, "a YAML document that is not a Kubernetes object")
+                    continue
+                into.append((rel, doc))
 
     def err(self, where: str, msg: str):
         self.errors.append(f"{where}: {msg}")
@@ -370,7 +370,7 @@ class Lint:
         return True
 
     def data_keys(self, ns, kind, name):
-        for _, d in self.objs(kind):
+        for _, d in self.objs(kind) + [(f, d) for f, d in self.extra_docs if d.get("kind") == kind]:
             if self.ns(d) == ns and self.name(d) == name:
                 return set((d.get("data") or {}).keys()) | set((d.get("stringData") or {}).keys()) \
                     | set((d.get("binaryData") or {}).keys())
@@ -666,7 +666,7 @@ class Lint:
         for f, d in self.objs("Ingress"):
             for t in (d.get("spec") or {}).get("tls") or []:
                 name = t.get("secretName")
-                if (self.ns(d), name) not in EXTERNAL_SECRETS and self.data_keys(self.ns(d), "Secret", name) is None:
+                if self.data_keys(self.ns(d), "Secret", name) is None:
                     self.err(self.ident(f, d), f"TLS Secret {name} does not exist in namespace {self.ns(d)}")
         for f, d in self.objs("TriggerAuthentication"):
             for ref in (d.get("spec") or {}).get("secretTargetRef") or []:
@@ -675,71 +675,43 @@ class Lint:
                     self.err(self.ident(f, d), f"Secret {ref.get('name')} key {ref.get('key')} does not exist")
 
     def rule_secrets(self):
-        self.checked.append("every committed Secret is annotated pix.dev/dev-default; RabbitMQ passwords in Secrets "
-                            "(username/password, URLs) match definitions.json's hashes")
-        users = self.rabbit_users()
+        self.checked.append("no Secret is committed in k8s/ (credentials come from scripts/deploy/dev_secrets.sh or a "
+                            "secret manager); every object read from --extra is a marked development value "
+                            "(annotation pix.dev/dev-default) of a namespace of k8s/namespaces.yaml")
         for f, d in self.objs("Secret"):
+            self.err(self.ident(f, d), "a Secret in k8s/: credentials are never committed (scripts/deploy/dev_secrets.sh "
+                                       "makes the development ones, docs/security-deploy.md)")
+        namespaces = {self.name(d) for _, d in self.objs("Namespace")}
+        for f, d in self.extra_docs:
             ann = (d.get("metadata") or {}).get("annotations") or {}
             if ann.get("pix.dev/dev-default") != "true":
-                self.err(self.ident(f, d), "a committed Secret must be a marked dev default "
-                                           "(annotation pix.dev/dev-default: \"true\")")
-            data = dict(d.get("stringData") or {})
-            for k, v in (d.get("data") or {}).items():
-                try:
-                    data[k] = base64.b64decode(v).decode()
-                except ValueError:
-                    pass
-            pairs = []
-            if "username" in data and "password" in data:
-                pairs.append((data["username"], data["password"]))
-            for v in data.values():
-                if isinstance(v, str) and re.match(r"^(amqps?|https?)://[^@/]+:[^@/]*@", v):
-                    u = urlsplit(v)
-                    pairs.append((unquote(u.username or ""), unquote(u.password or "")))
-            for user, password in pairs:
-                if user in users and not self.rabbit_password_ok(users[user], password):
-                    self.err(self.ident(f, d), f"the password of RabbitMQ user {user} does not match its hash in "
-                                               "monitoring/rabbitmq/definitions.json")
-                elif user not in users and users:
-                    self.err(self.ident(f, d), f"RabbitMQ user {user} is not in monitoring/rabbitmq/definitions.json")
+                self.err(self.ident(f, d), "a generated object without the annotation pix.dev/dev-default: \"true\"")
+            if self.ns(d) not in namespaces:
+                self.err(self.ident(f, d), f"namespace {self.ns(d)} is not in k8s/namespaces.yaml")
+        if not self.extra_docs:
+            self.err("render_k8s.py --lint", "no --extra objects: the Secrets k8s/ references are dev_secrets.sh's "
+                                             "(check_k8s.sh passes its k8s/dev-secrets.yaml)")
 
-    def rabbit_users(self):
-        path = self.source_root / "monitoring/rabbitmq/definitions.json"
-        if not path.is_file():
-            self.err(str(path), "missing")
-            return {}
-        return {u["name"]: u for u in json.loads(path.read_text()).get("users", [])}
-
-    @staticmethod
-    def rabbit_password_ok(user, password):
-        algo = user.get("hashing_algorithm", "rabbit_password_hashing_sha256")
-        fn = {"rabbit_password_hashing_sha256": hashlib.sha256, "rabbit_password_hashing_sha512": hashlib.sha512,
-              "rabbit_password_hashing_md5": hashlib.md5}.get(algo)
-        if fn is None:
-            return False
-        raw = base64.b64decode(user.get("password_hash", ""))
-        salt, digest = raw[:4], raw[4:]
-        return fn(salt + password.encode()).digest() == digest
-
-    def rule_rabbitmq_mounts(self):
-        self.checked.append("rabbitmq.conf's load_definitions is where the StatefulSet mounts definitions.json")
-        conf = self.source_root / "monitoring/rabbitmq/rabbitmq.conf"
-        if not conf.is_file():
-            return
-        m = re.search(r"^\s*load_definitions\s*=\s*(\S+)", conf.read_text(), re.M)
-        mounts = set()
-        for _, d in self.objs("StatefulSet"):
-            if self.name(d) != "rabbitmq":
-                continue
-            for c in (self.template(d).get("spec") or {}).get("containers") or []:
-                for vm in c.get("volumeMounts") or []:
-                    if vm.get("subPath") == "definitions.json":
-                        mounts.add(vm.get("mountPath"))
-        if not m:
-            self.err(str(conf), "no load_definitions: RabbitMQ would not import the users and queues")
-        elif m.group(1) not in mounts:
-            self.err("k8s/rabbitmq/rabbitmq.yaml", f"definitions.json is mounted at {sorted(mounts)}, but rabbitmq.conf "
-                                                   f"loads {m.group(1)}")
+    def rule_networkpolicies(self):
+        self.checked.append("every port a NetworkPolicy opens is a container port of a pod it selects (a port left "
+                            "over from a listener that moved is a finding)")
+        for f, d in self.objs("NetworkPolicy"):
+            spec = d.get("spec") or {}
+            pods = [w for _, w in self.workloads() if self.ns(w) == self.ns(d)
+                    and (spec.get("podSelector") == {} or self.matches(spec.get("podSelector") or {},
+                                                                        (self.template(w).get("metadata") or {})
+                                                                        .get("labels") or {}))]
+            ports = set()
+            for w in pods:
+                for c in (self.template(w).get("spec") or {}).get("containers") or []:
+                    for p in c.get("ports") or []:
+                        ports.add(p.get("containerPort"))
+                        ports.add(p.get("name"))
+            for rule in spec.get("ingress") or []:
+                for p in rule.get("ports") or []:
+                    if p.get("port") not in ports:
+                        self.err(self.ident(f, d), f"opens port {p.get('port')}, which no selected pod listens on "
+                                                   f"({sorted(x for x in ports if isinstance(x, int))})")
 
     def rule_keda(self):
         self.checked.append("KEDA: only known spec/trigger/metadata keys (a typo fails); kafka triggers name an existing "
@@ -905,7 +877,7 @@ class Lint:
 
     def run(self) -> int:
         for rule in (self.rule_generated, self.rule_namespaces, self.rule_containers, self.rule_pdbs_and_scaling, self.rule_services,
-                     self.rule_ingress, self.rule_references, self.rule_secrets, self.rule_rabbitmq_mounts,
+                     self.rule_ingress, self.rule_references, self.rule_secrets, self.rule_networkpolicies,
                      self.rule_keda, self.rule_prometheus, self.rule_labels):
             try:
                 rule()
@@ -937,12 +909,14 @@ def main() -> int:
     ap.add_argument("--k8s-dir", type=Path, default=ROOT / "k8s", help="the manifests (default: <repo>/k8s)")
     ap.add_argument("--compose", type=Path, default=ROOT / "docker-compose.yaml",
                     help="docker-compose.yaml whose image tags --lint compares")
+    ap.add_argument("--extra", type=Path, action="append", default=[],
+                    help="--lint: objects made outside k8s/ (dev_secrets.sh's k8s/dev-secrets.yaml)")
     args = ap.parse_args()
     source_root = args.source_root.resolve()
 
     if args.lint:
         try:
-            lint = Lint(args.k8s_dir.resolve(), source_root, args.compose)
+            lint = Lint(args.k8s_dir.resolve(), source_root, args.compose, args.extra)
         except ImportError:
             print("render_k8s.py --lint needs PyYAML: run it with .local/tools/venv/bin/python "
                   "(scripts/deploy/tools.sh installs it)", file=sys.stderr)
