@@ -437,10 +437,17 @@ class SagaWorld:
         self.servers.append(Server("saga-api", [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port",
                                                 str(self.api_port)] + common,
                                    lambda: http_ok(f"http://127.0.0.1:{self.api_port}/readyz")))
+        # The decision keys: settlement acts only on anti-fraud's signed decisions, the notifier
+        # only on settlement's (the cost of signing and verifying is part of what is measured).
+        key = {stage: os.path.join(self.dir, f"{stage}.key.json") for stage in ("antifraud", "settlement")}
+        for stage, path in key.items():
+            run([os.path.join(BIN, "pix-admin"), "decision-key", "--stage", stage, "--out", path],
+                stdout=subprocess.DEVNULL)
         stages = {
-            "antifraud": [],
-            "settlement": ["--db", os.path.join(self.dir, "ledger.db"), "--population", str(population)],
-            "notifier": ["--exchange", exchange],
+            "antifraud": ["--decision-key", key["antifraud"]],
+            "settlement": ["--db", os.path.join(self.dir, "ledger.db"), "--population", str(population),
+                           "--decision-key", key["settlement"], "--trust-key", key["antifraud"]],
+            "notifier": ["--exchange", exchange, "--trust-key", key["settlement"]],
             "auditor": ["--db", os.path.join(self.dir, "audit.db"), "--notification-queue",
                         exchange + ".pix.notification.sent"],
         }

@@ -31,6 +31,7 @@ secure=0
 tls_dir="$PIX_STATE/tls"
 issuer_dir="$PIX_STATE/issuer"
 env_dir="$PIX_STATE/credentials/env"
+keys_dir="$PIX_STATE/keys"
 dev_issuer="https://pix-pubsub.local/dev-issuer"
 
 all_names=(api-kafka api-rabbitmq antifraud settlement notifier auditor)
@@ -59,9 +60,11 @@ command_of() {
     case "$1" in
         api-kafka) echo "$bin_dir/pix-api --broker kafka --port 5000 $(api_security_flags)" ;;
         api-rabbitmq) echo "$bin_dir/pix-api --broker rabbit --port 5001 $(api_security_flags)" ;;
-        antifraud) echo "$bin_dir/pix-antifraud --instance-id antifraud-local" ;;
-        settlement) echo "$bin_dir/pix-settlement --instance-id settlement-local --db $data_dir/ledger.db --population ${PIX_POPULATION:-1000}" ;;
-        notifier) echo "$bin_dir/pix-notifier --instance-id notifier-local" ;;
+        antifraud) echo "$bin_dir/pix-antifraud --instance-id antifraud-local --decision-key $keys_dir/antifraud.json" ;;
+        settlement) echo "$bin_dir/pix-settlement --instance-id settlement-local --db $data_dir/ledger.db" \
+            "--population ${PIX_POPULATION:-1000} --decision-key $keys_dir/settlement.json" \
+            "--trust-key $keys_dir/antifraud.json" ;;
+        notifier) echo "$bin_dir/pix-notifier --instance-id notifier-local --trust-key $keys_dir/settlement.json" ;;
         auditor) echo "$bin_dir/pix-auditor --instance-id auditor-local --db $data_dir/audit.db" ;;
     esac
 }
@@ -90,6 +93,19 @@ secure_prerequisites() {
         die "no credentials in $PIX_STATE: start the secure brokers first (PIX_PROFILE=secure scripts/local/brokers.sh up)"
     [[ -x "$bin_dir/pix-token" ]] || die "$bin_dir/pix-token is missing: build first (scripts/local/build.sh release)"
     "$bin_dir/pix-token" init --dir "$issuer_dir" | sed 's/^/    /'
+}
+
+# The keys anti-fraud and settlement sign their decisions with (both profiles: settlement acts
+# only on anti-fraud's signed decisions, the notifier only on settlement's). Made once, 0600.
+decision_keys() {
+    local stage
+    mkdir -p "$keys_dir"
+    chmod 700 "$keys_dir"
+    for stage in antifraud settlement; do
+        [[ -f "$keys_dir/$stage.json" ]] && continue
+        [[ -x "$bin_dir/pix-admin" ]] || die "$bin_dir/pix-admin is missing: build first (scripts/local/build.sh release)"
+        "$bin_dir/pix-admin" decision-key --stage "$stage" --out "$keys_dir/$stage.json" | sed 's/^/    /'
+    done
 }
 
 start_one() {
@@ -160,6 +176,7 @@ names=("$@")
 case "$verb" in
     start)
         secure_prerequisites
+        decision_keys
         for n in "${names[@]}"; do start_one "$n"; done
         ;;
     # In pipeline order: the APIs first, so each stage can finish what is already in flight.

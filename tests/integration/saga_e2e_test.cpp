@@ -34,6 +34,44 @@ TEST(SagaEndToEnd, PaymentsFlowToNotificationAndRejectionsMoveNoMoney) {
   expect_payments_flow_and_rejections_move_no_money(world);
 }
 
+// The plain profile lets any client publish any of the five topics: a validation posted through
+// POST /kafka looks exactly like anti-fraud's, but it is not signed by anti-fraud's key.
+TEST(SagaEndToEnd, AForgedValidationPostedThroughTheApiIsNeverSettledAndIsDeadLettered) {
+  SagaWorld world;
+  ASSERT_NO_FATAL_FAILURE(world.start_all());
+  auto api = world.api_client();
+  const auto forged = world.post(*api, R"({"topic":"pix.payment.validated","value":{"transactionId":"forged-1",)"
+                                       R"("paymentId":"forged-1","status":"validated","payer":"pix-0001",)"
+                                       R"("receiver":"pix-0002","amountCents":1000000,"valor":"10000.00"}})");
+  ASSERT_EQ(forged.status, 200) << forged.body;
+  // A genuine payment after it: once it is settled, settlement has been past the forged record.
+  ASSERT_EQ(world.post(*api, saga_payment("genuine-1", "\"7.00\"", 3, 4)).status, 200);
+  const auto r = world.wait_for([](const saga::SagaReport& s) { return s.settled >= 1 && s.notified >= 1; }, 60s);
+  EXPECT_EQ(r.settled, 1u);
+  EXPECT_EQ(r.notified, 1u);
+  ledger::Ledger ledger(world.ledger_db());
+  EXPECT_EQ(ledger.payment_count(), 1u) << "the forged validation moved money";
+  ASSERT_TRUE(r.total_balance);
+  EXPECT_EQ(*r.total_balance, 0);
+
+  std::vector<KafkaRecord> dead;
+  for (std::int32_t p = 0; p < 3; ++p) {
+    for (auto& rec : read_partition(world.bootstrap(), world.prefix() + "pix.dlq", p, 0, 1'000'000, 2s)) {
+      dead.push_back(std::move(rec));
+    }
+  }
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].key, "forged-1");
+  EXPECT_EQ(dead[0].header("pix_dlq_stage"), "settlement");
+  EXPECT_EQ(dead[0].header("pix_dlq_reason"), "provenance: missing: not a decision signed by antifraud; not acted on");
+
+  HttpClient admin(world.stage("settlement").port());
+  const auto metrics = admin.request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(pix_saga_provenance_refused_total{stage="settlement",reason="missing"} 1)"),
+            std::string::npos)
+      << metrics;
+}
+
 TEST(SagaEndToEnd, KillNineMidRunLosesNothingAndPostsNothingTwice) {
   SagaWorld world;
   ASSERT_NO_FATAL_FAILURE(world.start_all());

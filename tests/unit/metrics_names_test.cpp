@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "pix/gateway/server.hpp"
+#include "pix/saga/provenance.hpp"
 #include "pix/saga/stage.hpp"
 
 namespace pix {
@@ -65,8 +66,17 @@ TEST(MetricNames, StagesExportExactlyTheDocumentedFamilies) {
   options.name = "settlement";
   options.consumer.bootstrap_servers = "127.0.0.1:1";  // never contacted: the stage is not run
   options.consumer.topics = {"pix.payment.validated"};
-  saga::KafkaStage stage(
-      options, [](const kafka::ConsumedRecord&) { return saga::HandlerResult{}; }, publisher, nullptr, registry);
+  // As settlement runs: its input verified as anti-fraud's decisions, its outputs signed.
+  auto provenance = std::make_shared<saga::Provenance>();
+  provenance->sign = security::parse_decision_key(security::generate_decision_key_json("settlement"));
+  provenance->verify.emplace(
+      std::vector<security::DecisionKey>{security::parse_decision_key(security::generate_decision_key_json("antifraud"))},
+      "antifraud");
+  saga::KafkaStage stage(options,
+                         saga::with_provenance(
+                             provenance, "settlement",
+                             [](const kafka::ConsumedRecord&) { return saga::HandlerResult{}; }, registry),
+                         publisher, nullptr, registry);
   expect_exported(registry, "stage");
 }
 

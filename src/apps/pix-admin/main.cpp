@@ -1,7 +1,12 @@
 // pix-admin: declares the Kafka topics and the RabbitMQ topology, idempotently.
 #include "pix/util/cli.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -14,6 +19,31 @@
 #include "pix/kafka/client_flags.hpp"
 #include "pix/saga/handlers.hpp"
 #include "pix/saga/report.hpp"
+#include "pix/security/decision_signature.hpp"
+
+namespace {
+
+/// Writes a new decision key for `stage` to `path` (0600, never over an existing file).
+int write_decision_key(const std::string& stage, const std::string& path) {
+  const std::string doc = pix::security::generate_decision_key_json(stage);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::fprintf(stderr, "pix-admin: %s: %s%s\n", path.c_str(), std::strerror(errno),
+                 errno == EEXIST ? " (a key is never overwritten: remove it first to replace it)" : "");
+    return 1;
+  }
+  const bool written = ::write(fd, doc.data(), doc.size()) == static_cast<ssize_t>(doc.size());
+  if (::close(fd) != 0 || !written) {
+    std::fprintf(stderr, "pix-admin: %s: write failed\n", path.c_str());
+    ::unlink(path.c_str());
+    return 1;
+  }
+  std::printf("%s: decision key %s of stage %s\n", path.c_str(), pix::security::parse_decision_key(doc).kid.c_str(),
+              stage.c_str());
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"pix-admin: declares the PIX topology on Kafka and RabbitMQ (safe to run again)"};
@@ -64,9 +94,18 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify-audit", "re-walk the audit hash chain; report the first broken link");
   verify->add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
 
+  std::string key_stage, key_out;
+  auto* decision_key = app.add_subcommand(
+      "decision-key", "write a new HMAC key a saga stage signs its decisions with (0600; never overwrites)");
+  decision_key->add_option("--stage", key_stage, "the stage whose decisions it signs")
+      ->required()
+      ->check(CLI::IsMember({"antifraud", "settlement"}));
+  decision_key->add_option("--out", key_out, "the key file to create")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (*decision_key) return write_decision_key(key_stage, key_out);
     if (*verify) {
       pix::audit::AuditStore store(audit_db);
       const auto r = store.verify([](std::size_t done) { std::fprintf(stderr, "  ... %zu entries verified\n", done); });

@@ -19,6 +19,7 @@
 #include "pix/kafka/client_flags.hpp"
 #include "pix/kafka/producer.hpp"
 #include "pix/saga/handlers.hpp"
+#include "pix/saga/provenance.hpp"
 #include "pix/telemetry/logging.hpp"
 
 namespace pix::saga {
@@ -44,6 +45,9 @@ struct StageConfig {
   std::string population_balance = "50000.00";
   std::string log_level = "info";
   std::string log_format = "json";
+  std::string decision_key;             ///< this stage's signing key (antifraud, settlement)
+  std::vector<std::string> trust_keys;  ///< the upstream stage's keys (settlement, notifier)
+  bool allow_unsigned = false;
 };
 
 std::string read_file(const std::string& path) {
@@ -147,6 +151,52 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
   }
 }
 
+/// The stage whose decisions `kind` acts on (empty: none), and whether it signs its own.
+std::string upstream_of(StageKind kind) {
+  if (kind == StageKind::kSettlement) return "antifraud";
+  if (kind == StageKind::kNotifier) return "settlement";
+  return {};
+}
+bool signs(StageKind kind) { return kind == StageKind::kAntifraud || kind == StageKind::kSettlement; }
+
+/// The keys of the stage, loaded; std::invalid_argument when one is missing without
+/// --allow-unsigned.
+std::shared_ptr<const Provenance> load_provenance(StageKind kind, const StageConfig& c) {
+  auto p = std::make_shared<Provenance>();
+  if (signs(kind)) {
+    if (!c.decision_key.empty()) {
+      p->sign = security::load_decision_key(c.decision_key);
+      if (p->sign->stage != c.name) {
+        throw std::invalid_argument("--decision-key " + c.decision_key + " is a key of stage " + p->sign->stage +
+                                    ", not " + c.name);
+      }
+    } else if (!c.allow_unsigned) {
+      throw std::invalid_argument("--decision-key (PIX_DECISION_KEY) is required: the next stage acts only on " +
+                                  c.name + "'s signed decisions (pix-admin decision-key makes one; --allow-unsigned "
+                                  "runs without, for development only)");
+    }
+  }
+  const std::string upstream = upstream_of(kind);
+  if (!upstream.empty()) {
+    if (!c.trust_keys.empty()) {
+      std::vector<security::DecisionKey> keys;
+      for (const auto& path : c.trust_keys) keys.push_back(security::load_decision_key(path));
+      p->verify.emplace(std::move(keys), upstream);
+    } else if (!c.allow_unsigned) {
+      throw std::invalid_argument("--trust-key (PIX_TRUST_KEYS) is required: " + c.name + " acts only on " + upstream +
+                                  "'s signed decisions, and without its key anyone who can write to the topic could "
+                                  "decide (--allow-unsigned accepts unsigned records, for development only)");
+    }
+  }
+  if (c.allow_unsigned && (signs(kind) || !upstream.empty())) {
+    spdlog::warn("{}: --allow-unsigned: {}{} (development only)", c.name,
+                 p->sign ? "" : "decisions go out unsigned",
+                 upstream.empty() || p->verify ? "" : std::string(p->sign ? "" : "; ") + "records not signed by " +
+                                                          upstream + " are acted on");
+  }
+  return p;
+}
+
 }  // namespace
 
 int run_stage_app(StageKind kind, int argc, char** argv) {
@@ -225,6 +275,24 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
         ->envname("PIX_POPULATION_BALANCE")
         ->capture_default_str();
   }
+  if (signs(kind)) {
+    app.add_option("--decision-key", c.decision_key, "key file this stage signs its decisions with (pix-admin decision-key)")
+        ->envname("PIX_DECISION_KEY")
+        ->check(CLI::ExistingFile);
+  }
+  if (!upstream_of(kind).empty()) {
+    app.add_option("--trust-key", c.trust_keys,
+                   "key file of the " + upstream_of(kind) + " stage whose signed decisions alone are acted on (repeatable: "
+                   "old and new during a rotation)")
+        ->envname("PIX_TRUST_KEYS")
+        ->delimiter(',')
+        ->check(CLI::ExistingFile);
+  }
+  if (signs(kind) || !upstream_of(kind).empty()) {
+    app.add_flag("--allow-unsigned", c.allow_unsigned,
+                 "run without decision keys: unsigned decisions out, unsigned records acted on (development only)")
+        ->envname("PIX_ALLOW_UNSIGNED");
+  }
   CLI11_PARSE(app, argc, argv);
   std::string option_error;
   const auto kafka_properties = kafka::client_properties(c.kafka, option_error);
@@ -242,6 +310,13 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     rabbit_url = *parsed.url;
   }
   telemetry::setup_logging(c.name, c.log_level, c.log_format);
+  std::shared_ptr<const Provenance> provenance;
+  try {
+    provenance = load_provenance(kind, c);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pix-%s: %s\n", c.name.c_str(), e.what());
+    return 2;
+  }
   std::signal(SIGTERM, [](int) { g_stop = true; });
   std::signal(SIGINT, [](int) { g_stop = true; });
 
@@ -308,7 +383,9 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
         handler = [auditor](const kafka::ConsumedRecord& r) { return (*auditor)(r); };
         break;
     }
-    KafkaStage stage(so, with_prefix(c.topic_prefix, std::move(handler)), kafka_out, rabbit_out.get(), metrics);
+    KafkaStage stage(
+        so, with_provenance(provenance, c.name, with_prefix(c.topic_prefix, std::move(handler)), metrics),
+        kafka_out, rabbit_out.get(), metrics);
 
     auto* rabbit_ptr = rabbit_out.get();
     http::AdminServer admin(c.admin_listen, static_cast<std::uint16_t>(c.admin_port), metrics,

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 
 #include "pix/domain/topics.hpp"
@@ -10,6 +11,7 @@
 #include "pix/kafka/admin.hpp"
 #include "pix/kafka/producer.hpp"
 #include "pix/saga/handlers.hpp"
+#include "pix/security/decision_signature.hpp"
 #include "pix/util/random_id.hpp"
 #include "support/amqp_test_consumer.hpp"
 #include "support/kafka_test_consumer.hpp"
@@ -67,7 +69,16 @@ SagaWorld::SagaWorld(std::optional<SecureEnv> secure)
   dir_ = (fs::temp_directory_path() / ("pix-e2e-" + util::random_hex(4))).string();
   fs::create_directories(dir_);
   if (issuer_) issuer_->save_jwks_file(dir_ + "/jwks.json");
+  // The decision keys: settlement acts only on anti-fraud's signed decisions, the notifier only
+  // on settlement's.
+  for (const char* stage : {"antifraud", "settlement"}) {
+    const std::string path = decision_key(stage);
+    std::ofstream(path) << security::generate_decision_key_json(stage);
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  }
 }
+
+std::string SagaWorld::decision_key(const std::string& stage) const { return dir_ + "/" + stage + ".key.json"; }
 
 SagaWorld::~SagaWorld() {
   stages_.clear();
@@ -107,10 +118,13 @@ std::vector<std::string> SagaWorld::stage_args(const std::string& stage) const {
   // Group names start with the stage's name: the secure profile's ACLs allow exactly those.
   std::vector<std::string> a{"--kafka-bootstrap", bootstrap(),           "--topic-prefix", prefix_,
                              "--group",           stage + "." + prefix_, "--instance-id",  prefix_ + stage + "-1"};
+  if (stage == "antifraud") a.insert(a.end(), {"--decision-key", decision_key("antifraud")});
   if (stage == "settlement") {
     a.insert(a.end(), {"--db", ledger_db(), "--population", std::to_string(kSagaPopulation), "--population-balance",
-                       "50000.00"});
+                       "50000.00", "--decision-key", decision_key("settlement"), "--trust-key",
+                       decision_key("antifraud")});
   }
+  if (stage == "notifier") a.insert(a.end(), {"--trust-key", decision_key("settlement")});
   // Secure: the RabbitMQ URL (each stage's own user) comes from its env file.
   if (stage == "notifier") {
     if (!secure_) a.insert(a.end(), {"--rabbit-url", rabbit_url()});

@@ -33,6 +33,8 @@ class SagaWorld {
   SagaWorld& operator=(const SagaWorld&) = delete;
 
   std::string ledger_db() const;
+  /// The key file `stage` (antifraud, settlement) signs its decisions with.
+  std::string decision_key(const std::string& stage) const;
   std::string audit_db() const;
   void start_stage(const std::string& stage);
   void start_all();

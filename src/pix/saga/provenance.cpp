@@ -1,0 +1,48 @@
+#include "pix/saga/provenance.hpp"
+
+#include <array>
+
+namespace pix::saga {
+
+std::string signature_of(const security::DecisionKey& key, const broker::OutboundEvent& event) {
+  return security::sign_decision(key, security::signing_input(event.topic, event.key, event.id, event.payload));
+}
+
+Handler with_provenance(std::shared_ptr<const Provenance> provenance, const std::string& stage, Handler inner,
+                        telemetry::Registry& metrics) {
+  if (!provenance || (!provenance->sign && !provenance->verify)) return inner;
+  using security::SignatureError;
+  // One counter per reason, made up front: the hot path only increments.
+  std::array<telemetry::Counter*, 5> refused{};
+  constexpr std::array kReasons{SignatureError::kMissing, SignatureError::kMalformed, SignatureError::kUnknownKey,
+                                SignatureError::kWrongStage, SignatureError::kBadSignature};
+  for (const auto reason : kReasons) {
+    refused[static_cast<std::size_t>(reason)] =
+        &metrics.counter("pix_saga_provenance_refused_total",
+                         "Records refused because they are not a verified decision of the stage before",
+                         {{"stage", stage}, {"reason", std::string(security::to_string(reason))}});
+  }
+  return [provenance = std::move(provenance), inner = std::move(inner),
+          refused](const kafka::ConsumedRecord& record) -> HandlerResult {
+    if (provenance->verify) {
+      const auto input = security::signing_input(record.topic, record.key, record.header("ce_id"), record.value);
+      if (const auto error = provenance->verify->verify(record.header(std::string(security::kSignatureHeader)), input)) {
+        refused[static_cast<std::size_t>(*error)]->inc();
+        HandlerResult r;
+        r.poison_reason = "provenance: " + std::string(security::to_string(*error)) +
+                          ": not a decision signed by " + provenance->verify->required_stage() + "; not acted on";
+        return r;
+      }
+    }
+    HandlerResult result = inner(record);
+    if (provenance->sign) {
+      for (auto& o : result.outputs) {
+        if (o.sink != Sink::kKafka) continue;
+        o.event.headers.push_back({std::string(security::kSignatureHeader), signature_of(*provenance->sign, o.event)});
+      }
+    }
+    return result;
+  };
+}
+
+}  // namespace pix::saga
