@@ -344,7 +344,7 @@ TEST_F(AmqpPublisherTest, FullLocalQueueRefusesAtOnceInsteadOfGrowing) {
   EXPECT_TRUE(broker::is_retryable(PublishStatus::kQueueFull));
 }
 
-TEST_F(AmqpPublisherTest, BrokerNackOfAFullQuorumQueueIsRetryableNotAcked) {
+TEST_F(AmqpPublisherTest, BrokerNackOfAFullQuorumQueueIsMaybeStoredAndRetryableNeverAcked) {
   // Its own topology with room for 2 messages per queue (x-overflow reject-publish).
   TopologyOptions tiny = topology_;
   tiny.exchange = TestRabbit::unique_name("pix-test-tiny-");
@@ -365,8 +365,9 @@ TEST_F(AmqpPublisherTest, BrokerNackOfAFullQuorumQueueIsRetryableNotAcked) {
   const std::size_t acked = verdicts.count(PublishStatus::kAcked);
   EXPECT_GE(acked, 2U);
   EXPECT_LE(acked, 3U);
-  EXPECT_EQ(verdicts.count(PublishStatus::kBrokerUnavailable), kEvents - acked);
-  EXPECT_EQ(verdicts.result(kEvents - 1).detail, "broker nacked");
+  EXPECT_EQ(verdicts.count(PublishStatus::kNacked), kEvents - acked);
+  EXPECT_EQ(verdicts.result(kEvents - 1).detail.rfind("broker nacked: ", 0), 0U) << verdicts.result(kEvents - 1).detail;
+  EXPECT_TRUE(broker::is_retryable(PublishStatus::kNacked));
   EXPECT_EQ(test::queue_message_count(url_, topology_names(tiny).queues.back()).value_or(0), acked);
   EXPECT_EQ(publisher->drain(milliseconds{5000}), 0U);
   EXPECT_TRUE(delete_topology(url_, tiny));

@@ -34,8 +34,10 @@ TEST(KafkaOptions, AnUnknownPropertyStopsEveryProgramWithLibrdkafkasOwnComplaint
   const std::string bad = " --kafka-option no.such.property=1";
   const std::string db = "/tmp/pix-kopt-" + util::random_hex(8) + ".db";
   for (const std::string& command :
-       {program_path("pix-settlement") + " --allow-unsigned --admin-port 0 --db " + db + bad + " --kafka-bootstrap " + kafka_bootstrap(),
-        program_path("pix-antifraud") + " --allow-unsigned --admin-port 0" + bad + " --kafka-bootstrap " + kafka_bootstrap(),
+       {program_path("pix-settlement") + " --allow-unsigned --admin-port 0 --db " + db + bad + " --kafka-bootstrap " +
+            kafka_bootstrap(),
+        program_path("pix-antifraud") + " --allow-unsigned --admin-port 0" + bad + " --kafka-bootstrap " +
+            kafka_bootstrap(),
         program_path("pix-admin") + " topology --skip-rabbit --topic-prefix kopt." + bad + " --kafka-bootstrap " +
             kafka_bootstrap(),
         program_path("pix-tail") + " --max 1 kafka" + bad + " --kafka-bootstrap " + kafka_bootstrap()}) {

@@ -697,13 +697,11 @@ class ConfirmPublisher::Impl {
     switch (method.id) {
       case AMQP_BASIC_ACK_METHOD: {
         const auto* m = static_cast<const amqp_basic_ack_t*>(method.decoded);
-        settle(m->delivery_tag, m->multiple != 0, true);
-        return true;
+        return settle(m->delivery_tag, m->multiple != 0, true);
       }
       case AMQP_BASIC_NACK_METHOD: {
         const auto* m = static_cast<const amqp_basic_nack_t*>(method.decoded);
-        settle(m->delivery_tag, m->multiple != 0, false);
-        return true;
+        return settle(m->delivery_tag, m->multiple != 0, false);
       }
       case AMQP_BASIC_RETURN_METHOD: {
         const auto* m = static_cast<const amqp_basic_return_t*>(method.decoded);
@@ -758,24 +756,29 @@ class ConfirmPublisher::Impl {
     if (ret.body_remaining == 0) incoming_return_.reset();
   }
 
-  /// Applies basic.ack / basic.nack for `tag` (and every earlier one when `multiple`).
-  void settle(std::uint64_t tag, bool multiple, bool ack) {
-    if (tag >= next_tag_) {
-      spdlog::warn("amqp publisher: {} for delivery tag {} that was never sent (next is {})", ack ? "ack" : "nack", tag,
-                   next_tag_);
-      tag = next_tag_ - 1;
+  /// Applies basic.ack / basic.nack for `tag` (and every earlier one when `multiple`). False for
+  /// a tag never sent: the broker and this publisher disagree on what was confirmed, so nothing
+  /// outstanding can be trusted as confirmed; the connection is dropped and every unconfirmed
+  /// event answered "may exist" (504), never acked.
+  bool settle(std::uint64_t tag, bool multiple, bool ack) {
+    if (tag >= next_tag_ || tag == 0) {
+      loss_reason_ = std::string("the broker ") + (ack ? "acked" : "nacked") + " delivery tag " + std::to_string(tag) +
+                     ", which was never sent (next is " + std::to_string(next_tag_) + ")";
+      spdlog::error("amqp publisher: {}", loss_reason_);
+      return false;
     }
     // Tags below first_tag_ belong to events already answered (timed out) and dropped.
-    if (tag < first_tag_) return;
+    if (tag < first_tag_) return true;
     const std::uint64_t from = multiple ? first_tag_ : tag;
     for (std::uint64_t t = from; t <= tag; ++t) {
       auto& entry = unconfirmed_[t - first_tag_];
       if (entry.answered) continue;
       entry.answered = true;
       if (!ack) {
-        // The broker refused it (e.g. a queue at x-max-length with reject-publish): it holds no
-        // copy, and a later retry can succeed.
-        answer(entry.done, PublishStatus::kBrokerUnavailable, "broker nacked");
+        // A queue refused it (at x-max-length with reject-publish, or its process failed); with
+        // several queues bound, another may hold a copy: the event may exist.
+        answer(entry.done, PublishStatus::kNacked,
+               "broker nacked: a queue refused it (full, or failed); another queue it routes to may hold a copy");
       } else if (entry.return_code == detail::kReplyNoRoute) {
         answer(entry.done, PublishStatus::kRejected, "unroutable: no queue bound for " + entry.routing_key);
       } else if (entry.return_code != 0) {
@@ -786,6 +789,7 @@ class ConfirmPublisher::Impl {
       }
     }
     drop_answered();
+    return true;
   }
 
   void drop_answered() noexcept {

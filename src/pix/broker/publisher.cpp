@@ -16,6 +16,8 @@ std::string_view to_string(PublishStatus s) noexcept {
       return "rejected";
     case PublishStatus::kShuttingDown:
       return "shutting_down";
+    case PublishStatus::kNacked:
+      return "nacked";
   }
   return "unknown";
 }

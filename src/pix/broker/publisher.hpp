@@ -18,6 +18,9 @@ enum class PublishStatus {
   kTimedOut,           ///< no ack within the deadline: the event may exist (504)
   kRejected,           ///< nack, basic.return (unroutable), or a permanent broker error (502)
   kShuttingDown,       ///< the publisher is draining and takes no new work (503)
+  /// AMQP basic.nack: a queue refused it (full, or its process failed), but another queue it
+  /// routes to may hold a copy, so the event may exist (504, retryable with the same id)
+  kNacked,
 };
 
 std::string_view to_string(PublishStatus s) noexcept;
@@ -25,7 +28,7 @@ std::string_view to_string(PublishStatus s) noexcept;
 /// @brief True when the client may retry the same request (with the same event id).
 constexpr bool is_retryable(PublishStatus s) noexcept {
   return s == PublishStatus::kBrokerUnavailable || s == PublishStatus::kQueueFull || s == PublishStatus::kTimedOut ||
-         s == PublishStatus::kShuttingDown;
+         s == PublishStatus::kShuttingDown || s == PublishStatus::kNacked;
 }
 
 struct PublishResult {

@@ -10,6 +10,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -55,7 +56,9 @@ struct Server::Connection {
 
   std::optional<tcp::socket> plain;
   std::shared_ptr<ssl::context> tls_context;  // before `tls`: outlives it
-  std::optional<ssl::stream<tcp::socket>> tls;
+  // Beast's ssl_stream, not asio's: it coalesces a response's header and body buffers into one
+  // TLS record and one write (asio's encrypts and sends each buffer of the sequence on its own).
+  std::optional<boost::beast::ssl_stream<tcp::socket>> tls;
   std::optional<std::string> cert_cn;     // CN of a client certificate TLS verified
   std::string peer;                       // client address, the rate limit's key without auth
   bool over_capacity = false;             // accepted beyond --max-connections: answer 503, close
@@ -207,7 +210,7 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
                                 "Requests answered from the Idempotency-Key window without publishing")) {
   const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   telemetry::register_build_info(metrics, config.service_name());
-  static_assert(static_cast<std::size_t>(broker::PublishStatus::kShuttingDown) + 1 == kStatuses);
+  static_assert(static_cast<std::size_t>(broker::PublishStatus::kNacked) + 1 == kStatuses);
   metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
   for (std::size_t r = 0; r < kRoutes; ++r) {
     request_duration_[r] =
@@ -771,6 +774,13 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
       p.status = 504;
       p.type = "broker-ack-timeout";
       p.title = "The broker did not acknowledge the event in time";
+      p.detail += "; the event may exist: retrying with the same Idempotency-Key is safe";
+      p.event_id = event_id;
+      break;
+    case broker::PublishStatus::kNacked:
+      p.status = 504;
+      p.type = "broker-nacked";
+      p.title = "The broker refused the event in one of its queues";
       p.detail += "; the event may exist: retrying with the same Idempotency-Key is safe";
       p.event_id = event_id;
       break;

@@ -86,7 +86,7 @@ class Server {
   /// What a request was for, as the `route` label says it.
   enum class Route : std::uint8_t { kPublish, kHealthz, kReadyz, kMetrics, kOther, kUnparsed };
   static constexpr std::size_t kRoutes = 6;
-  static constexpr std::size_t kStatuses = 6;  // broker::PublishStatus values
+  static constexpr std::size_t kStatuses = 7;  // broker::PublishStatus values
   void record(Route route, const Request& req, const Response& res, double seconds);
   std::string route_label(Route route) const;
 

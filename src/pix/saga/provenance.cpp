@@ -26,11 +26,12 @@ Handler with_provenance(std::shared_ptr<const Provenance> provenance, const std:
           refused](const kafka::ConsumedRecord& record) -> HandlerResult {
     if (provenance->verify) {
       const auto input = security::signing_input(record.topic, record.key, record.header("ce_id"), record.value);
-      if (const auto error = provenance->verify->verify(record.header(std::string(security::kSignatureHeader)), input)) {
+      if (const auto error =
+              provenance->verify->verify(record.header(std::string(security::kSignatureHeader)), input)) {
         refused[static_cast<std::size_t>(*error)]->inc();
         HandlerResult r;
-        r.poison_reason = "provenance: " + std::string(security::to_string(*error)) +
-                          ": not a decision signed by " + provenance->verify->required_stage() + "; not acted on";
+        r.poison_reason = "provenance: " + std::string(security::to_string(*error)) + ": not a decision signed by " +
+                          provenance->verify->required_stage() + "; not acted on";
         return r;
       }
     }

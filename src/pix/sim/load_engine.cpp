@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -96,7 +97,8 @@ struct Connection {
   tcp::socket socket;
   // Over `socket` (a reference, so cancel and close stay the socket's); made anew for each TCP
   // connection, since a TLS session's state cannot outlive it. After `socket`: destroyed first.
-  std::optional<ssl::stream<tcp::socket&>> tls;
+  // Beast's ssl_stream: a request's header and body buffers go out as one TLS record.
+  std::optional<beast::ssl_stream<tcp::socket&>> tls;
   Clock::time_point deadline = Clock::time_point::max();  // of the connect or exchange under way
   bool timed_out = false;                                 // the sweeper cancelled it
   beast::flat_buffer buffer;

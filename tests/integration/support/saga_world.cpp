@@ -78,7 +78,9 @@ SagaWorld::SagaWorld(std::optional<SecureEnv> secure)
   }
 }
 
-std::string SagaWorld::decision_key(const std::string& stage) const { return dir_ + "/" + stage + ".key.json"; }
+std::string SagaWorld::decision_key(const std::string& stage) const {
+  return dir_ + "/" + stage + ".key.json";
+}
 
 SagaWorld::~SagaWorld() {
   stages_.clear();
@@ -120,9 +122,9 @@ std::vector<std::string> SagaWorld::stage_args(const std::string& stage) const {
                              "--group",           stage + "." + prefix_, "--instance-id",  prefix_ + stage + "-1"};
   if (stage == "antifraud") a.insert(a.end(), {"--decision-key", decision_key("antifraud")});
   if (stage == "settlement") {
-    a.insert(a.end(), {"--db", ledger_db(), "--population", std::to_string(kSagaPopulation), "--population-balance",
-                       "50000.00", "--decision-key", decision_key("settlement"), "--trust-key",
-                       decision_key("antifraud")});
+    a.insert(a.end(),
+             {"--db", ledger_db(), "--population", std::to_string(kSagaPopulation), "--population-balance", "50000.00",
+              "--decision-key", decision_key("settlement"), "--trust-key", decision_key("antifraud")});
   }
   if (stage == "notifier") a.insert(a.end(), {"--trust-key", decision_key("settlement")});
   // Secure: the RabbitMQ URL (each stage's own user) comes from its env file.
