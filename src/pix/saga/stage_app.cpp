@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <deque>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -105,9 +106,14 @@ std::string fnv_hex(std::string_view s) {
 }
 
 /// The auditor's second input: notifications on RabbitMQ. Each delivery is appended, its audit
-/// event published, and only then acked; a failed publish requeues it (the store de-duplicates).
+/// event published, and only then acked. A publish that fails (Kafka down) is retried with
+/// backoff while the delivery stays unacked: never rejected and requeued, which would loop hot
+/// and, on quorum queues, count towards their delivery limit until the notification is
+/// dead-lettered. The prefetch window bounds how many are held; on shutdown the held ones are
+/// left unacked and RabbitMQ redelivers them (the store de-duplicates).
 void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor& auditor, broker::Publisher& out,
                          telemetry::Registry& metrics) {
+  using Clock = std::chrono::steady_clock;
   amqp::ConsumerOptions o;
   o.url = url;
   o.queue = c.notification_queue;
@@ -115,22 +121,56 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
   amqp::AmqpConsumer consumer(o);
   auto& consumed =
       metrics.counter("pix_stage_consumed_total", "", {{"stage", c.name}, {"topic", "amqp:" + c.notification_queue}});
+  auto& retried = metrics.counter("pix_stage_retries_total", "", {{"stage", c.name}});
+  struct Held {
+    amqp::Delivery delivery;
+    broker::OutboundEvent event;
+    int attempt = 0;
+    Clock::time_point due{};
+  };
+  struct Verdict {
+    Held held;
+    broker::PublishResult result;
+  };
   std::mutex mu;
-  std::vector<std::pair<amqp::Delivery, bool>> verdicts;
-  std::size_t in_flight = 0;
-  while (!g_stop.load() || in_flight > 0) {
-    std::vector<std::pair<amqp::Delivery, bool>> ready;
+  std::vector<Verdict> verdicts;
+  std::deque<Held> waiting;  // failed publishes, oldest first, each due after its backoff
+  std::size_t publishing = 0;
+  auto publish = [&](Held h) {
+    ++publishing;
+    broker::OutboundEvent copy = h.event;  // kept for a retry
+    out.publish(std::move(copy), [&mu, &verdicts, h = std::move(h)](broker::PublishResult r) mutable {
+      std::lock_guard lock(mu);
+      verdicts.push_back({std::move(h), std::move(r)});
+    });
+  };
+  while (!g_stop.load() || publishing > 0) {
+    std::vector<Verdict> ready;
     {
       std::lock_guard lock(mu);
       ready.swap(verdicts);
     }
-    for (auto& [d, ok] : ready) {
-      --in_flight;
-      if (ok) {
-        consumer.ack(d);
-      } else {
-        consumer.reject(d, true);
+    const auto now = Clock::now();
+    for (auto& v : ready) {
+      --publishing;
+      if (v.result.status == broker::PublishStatus::kAcked) {
+        consumer.ack(v.held.delivery);
+        continue;
       }
+      const auto backoff =
+          std::min(std::chrono::milliseconds(200L << std::min(v.held.attempt, 5)), std::chrono::milliseconds(5000));
+      if (v.held.attempt == 0 || v.held.attempt % 10 == 0) {
+        spdlog::warn("{}: audit event {} not acknowledged ({}); holding the notification and retrying", c.name,
+                     v.held.event.id, v.result.detail);
+      }
+      ++v.held.attempt;
+      v.held.due = now + backoff;
+      waiting.push_back(std::move(v.held));
+    }
+    while (!g_stop.load() && !waiting.empty() && waiting.front().due <= now) {
+      retried.inc();
+      publish(std::move(waiting.front()));
+      waiting.pop_front();
     }
     if (g_stop.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -143,11 +183,11 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
     const std::string id = d->message_id.empty() ? "amqp:" + d->routing_key + ":" + fnv_hex(d->body) : d->message_id;
     auto ev = auditor.audit(id, "amqp:" + d->routing_key, d->body, d->header("traceparent"));
     ev.topic = c.topic_prefix + ev.topic;
-    ++in_flight;
-    out.publish(std::move(ev), [&mu, &verdicts, delivery = *d](broker::PublishResult r) {
-      std::lock_guard lock(mu);
-      verdicts.emplace_back(delivery, r.status == broker::PublishStatus::kAcked);
-    });
+    publish(Held{std::move(*d), std::move(ev)});
+  }
+  if (!waiting.empty()) {
+    spdlog::warn("{}: stopping with {} notification(s) not yet audited on Kafka; RabbitMQ redelivers them", c.name,
+                 waiting.size());
   }
 }
 
@@ -157,7 +197,9 @@ std::string upstream_of(StageKind kind) {
   if (kind == StageKind::kNotifier) return "settlement";
   return {};
 }
-bool signs(StageKind kind) { return kind == StageKind::kAntifraud || kind == StageKind::kSettlement; }
+bool signs(StageKind kind) {
+  return kind == StageKind::kAntifraud || kind == StageKind::kSettlement;
+}
 
 /// The keys of the stage, loaded; std::invalid_argument when one is missing without
 /// --allow-unsigned.
@@ -172,7 +214,8 @@ std::shared_ptr<const Provenance> load_provenance(StageKind kind, const StageCon
       }
     } else if (!c.allow_unsigned) {
       throw std::invalid_argument("--decision-key (PIX_DECISION_KEY) is required: the next stage acts only on " +
-                                  c.name + "'s signed decisions (pix-admin decision-key makes one; --allow-unsigned "
+                                  c.name +
+                                  "'s signed decisions (pix-admin decision-key makes one; --allow-unsigned "
                                   "runs without, for development only)");
     }
   }
@@ -189,10 +232,10 @@ std::shared_ptr<const Provenance> load_provenance(StageKind kind, const StageCon
     }
   }
   if (c.allow_unsigned && (signs(kind) || !upstream.empty())) {
-    spdlog::warn("{}: --allow-unsigned: {}{} (development only)", c.name,
-                 p->sign ? "" : "decisions go out unsigned",
-                 upstream.empty() || p->verify ? "" : std::string(p->sign ? "" : "; ") + "records not signed by " +
-                                                          upstream + " are acted on");
+    spdlog::warn("{}: --allow-unsigned: {}{} (development only)", c.name, p->sign ? "" : "decisions go out unsigned",
+                 upstream.empty() || p->verify
+                     ? ""
+                     : std::string(p->sign ? "" : "; ") + "records not signed by " + upstream + " are acted on");
   }
   return p;
 }
@@ -276,14 +319,16 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
         ->capture_default_str();
   }
   if (signs(kind)) {
-    app.add_option("--decision-key", c.decision_key, "key file this stage signs its decisions with (pix-admin decision-key)")
+    app.add_option("--decision-key", c.decision_key,
+                   "key file this stage signs its decisions with (pix-admin decision-key)")
         ->envname("PIX_DECISION_KEY")
         ->check(CLI::ExistingFile);
   }
   if (!upstream_of(kind).empty()) {
     app.add_option("--trust-key", c.trust_keys,
-                   "key file of the " + upstream_of(kind) + " stage whose signed decisions alone are acted on (repeatable: "
-                   "old and new during a rotation)")
+                   "key file of the " + upstream_of(kind) +
+                       " stage whose signed decisions alone are acted on (repeatable: "
+                       "old and new during a rotation)")
         ->envname("PIX_TRUST_KEYS")
         ->delimiter(',')
         ->check(CLI::ExistingFile);
@@ -383,9 +428,8 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
         handler = [auditor](const kafka::ConsumedRecord& r) { return (*auditor)(r); };
         break;
     }
-    KafkaStage stage(
-        so, with_provenance(provenance, c.name, with_prefix(c.topic_prefix, std::move(handler)), metrics),
-        kafka_out, rabbit_out.get(), metrics);
+    KafkaStage stage(so, with_provenance(provenance, c.name, with_prefix(c.topic_prefix, std::move(handler)), metrics),
+                     kafka_out, rabbit_out.get(), metrics);
 
     auto* rabbit_ptr = rabbit_out.get();
     http::AdminServer admin(c.admin_listen, static_cast<std::uint16_t>(c.admin_port), metrics,
