@@ -20,8 +20,10 @@
 #              /run/secrets path is a secret mounted in that service, every Kafka principal has SCRAM
 #              credentials in the broker's setup and is one of pix_acls' principals, every RabbitMQ
 #              user of a URL has permissions in definitions.template.json, no plaintext listener nor
-#              amqp:// URL, the APIs on HTTPS with --auth jwt, healthchecks over https with the CA
-#              (its docstring lists every rule); then the unit tests of scripts/deploy/*.py
+#              amqp:// URL, the APIs on HTTPS with --auth jwt, healthchecks over https with the CA,
+#              the saga's decision keys (antifraud and settlement sign with their own, settlement and
+#              notifier trust the upstream stage's, each mounted only where it is used, no
+#              --allow-unsigned) (its docstring lists every rule); then the unit tests of scripts/deploy/*.py
 #              (test_*.py, unittest).
 # dockerfiles  Dockerfile and deploy/images/kafka/Dockerfile: `# syntax=docker/dockerfile:1`; the
 #              targets api-kafka, api-rabbitmq and pix (last); final stages run as a numeric non-root

@@ -23,7 +23,9 @@
 # 5. secure_contract.py k8s: the secured configuration (every /run/secrets path mounted from a
 #    generated Secret, Kafka SASL_SSL + SCRAM principals with credentials and ACLs, AMQPS users with
 #    permissions, no plaintext listener nor amqp:// URL, the APIs on HTTPS with --auth jwt and HTTPS
-#    probes, the Prometheus jobs and the Ingress over verified TLS; its docstring lists every rule).
+#    probes, the Prometheus jobs and the Ingress over verified TLS, the saga's decision keys mounted
+#    read-only (0400) only into their signer and verifier, no --allow-unsigned; its docstring lists
+#    every rule).
 #
 # Tools: scripts/deploy/tools.sh (kubernetes-validate in .local/tools/venv, the node modules in
 # .local/tools/node), promtool (Debian package prometheus).

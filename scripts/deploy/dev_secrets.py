@@ -10,8 +10,9 @@
                   directory of real secrets: nothing else is made or changed, no CA is created)
 
 EVERYTHING HERE IS A DEVELOPMENT VALUE: a local CA, certificates signed by it, random passwords, a
-token issuer key. It is good for one machine or a throwaway cluster; docs/security-deploy.md says
-how real ones are made, rotated, and which of these files each of them replaces.
+token issuer key, the saga's decision-signing keys. It is good for one machine or a throwaway
+cluster; docs/security-deploy.md says how real ones are made, rotated, and which of these files
+each of them replaces.
 
 `ensure` (the default) makes what is missing and nothing else, so running it again changes nothing:
   - ca/ca.crt, ca/ca.key                 the development CA (EC P-256, 10 years)
@@ -34,9 +35,14 @@ how real ones are made, rotated, and which of these files each of them replaces.
   - jwt/pix-sim.token                    a bearer token for the simulator (scope
                                          pix.payment.requested, 30 days; re-issued a day before
                                          it expires)
+  - decision-keys/antifraud.json,        the saga's decision-signing keys (HMAC-SHA-256, a JWK of
+    decision-keys/settlement.json        32 random bytes with kid <stage>-<8 hex> and pix_stage):
+                                         each signs its stage's decisions and is trusted by the
+                                         next stage (antifraud's by settlement, settlement's by
+                                         the notifier); made once, never replaced
   - k8s/dev-secrets.yaml                 every Kubernetes Secret (and the JWKS ConfigMap) the
                                          manifests of k8s/ reference, from the files above
-Passwords are 48 hex digits; private keys and passwords are mode 0600, directories 0700.
+Passwords are 48 hex digits; private keys, decision keys and passwords are mode 0600, directories 0700.
 
 Containers read these files through compose `secrets:`, which docker-compose bind-mounts with the
 host file's owner and mode. --access decides how the images' users (pix 10001, Kafka 1000,
@@ -98,6 +104,12 @@ COMPOSE_KAFKA_CLIENTS = {"api-kafka": ("api-kafka",), "antifraud": ("antifraud",
                          "notifier": ("notifier",), "auditor": ("auditor",), "pix-admin": ("topology",)}
 COMPOSE_RABBIT_CLIENTS = {"api-rabbitmq": ("api-rabbitmq",), "notifier": ("notifier",), "auditor": ("auditor",),
                           "pix-admin": ("topology",)}
+
+# The saga's decision-signing keys (HMAC-SHA-256, src/pix/security/decision_signature.hpp): the stage
+# whose decisions a key signs -> (the stage that signs with it, PIX_DECISION_KEY; the stage that acts
+# only on decisions it signed, PIX_TRUST_KEYS). No other component holds them.
+DECISION_KEYS = {"antifraud": ("antifraud", "settlement"), "settlement": ("settlement", "notifier")}
+DECISION_SECRET_BYTES = 32
 
 # The uids the images run as: who reads which file.
 UID_PIX, UID_KAFKA, UID_RABBITMQ, UID_GRAFANA = 10001, 1000, 999, 472
@@ -183,6 +195,9 @@ def file_specs() -> dict[str, FileSpec]:
         specs[f"passwords/rabbitmq/{u}"] = FileSpec(True, (UID_PIX,) if u in COMPOSE_RABBIT_CLIENTS else (),
                                                     f"password of RabbitMQ user {u}",
                                                     ", ".join(COMPOSE_RABBIT_CLIENTS.get(u, ("host tools, Kubernetes",))))
+    for stage, (signer, verifier) in DECISION_KEYS.items():
+        specs[f"decision-keys/{stage}.json"] = FileSpec(True, (UID_PIX,), f"{stage}'s decision-signing key (HS256)",
+                                                        f"{signer} (signs), {verifier} (verifies)")
     return specs
 
 
@@ -246,6 +261,10 @@ def k8s_objects() -> list[K8sObject]:
         out.append(_user("pix-saga", "kafka", stage, "saga"))
     for stage in ("notifier", "auditor"):
         out.append(_user("pix-saga", "rabbitmq", stage, "saga"))
+    # The decision-signing keys: mounted into the stage that signs with it and the one that verifies.
+    for stage in DECISION_KEYS:
+        out.append(K8sObject("Secret", "pix-saga", f"decision-key-{stage}",
+                             {"key.json": ("file", f"decision-keys/{stage}.json")}, component="saga"))
     # KEDA's rabbitmq scaler (k8s/autoscaling/): the management API over HTTPS as `monitoring`.
     out.append(K8sObject("Secret", "pix-saga", "keda-rabbitmq", {
         "host": ("url", "https://monitoring:{passwords/rabbitmq/monitoring}@rabbitmq.rabbitmq.svc.cluster.local:15671/"),
@@ -463,6 +482,63 @@ def read_password(d: Path, rel: str) -> str:
         raise Failure(f"{rel}: a password must be one line of [A-Za-z0-9._~-] without a newline (it goes into URLs, "
                       f"Kafka's --add-scram and JAAS); replace it")
     return text
+
+
+# ---- the saga's decision-signing keys ------------------------------------------------------------------
+
+
+def new_decision_key(stage: str) -> bytes:
+    """A key document as pix-admin decision-key writes it: one line, members in this order."""
+    doc = {"kty": "oct", "alg": "HS256", "kid": f"{stage}-{pyrandom.token_hex(4)}",
+           "k": b64url(pyrandom.token_bytes(DECISION_SECRET_BYTES)), "pix_stage": stage}
+    return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+
+
+def parse_decision_key(text: str) -> dict:
+    """The key document, checked as the stages load it (kty oct, alg HS256, kid, pix_stage, k of 32+
+    bytes); Failure otherwise."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise Failure(f"not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise Failure("not a JSON object")
+    for name in ("kty", "alg", "kid", "k", "pix_stage"):
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            raise Failure(f'"{name}" must be a non-empty string')
+    if (doc["kty"], doc["alg"]) != ("oct", "HS256"):
+        raise Failure('"kty" must be "oct" and "alg" "HS256"')
+    try:
+        secret = b64url_decode(doc["k"])
+    except ValueError:
+        raise Failure('"k" is not base64url') from None
+    if len(secret) < DECISION_SECRET_BYTES:
+        raise Failure(f'"k" holds {len(secret)} bytes; at least {DECISION_SECRET_BYTES} are required')
+    return doc
+
+
+def read_decision_key(d: Path, stage: str) -> dict:
+    rel = f"decision-keys/{stage}.json"
+    try:
+        doc = parse_decision_key((d / rel).read_text())
+    except Failure as e:
+        raise Failure(f"{rel}: {e}; replace it (or delete it and run {GENERATOR} for a new development key)") from None
+    if doc["pix_stage"] != stage:
+        raise Failure(f"{rel}: a key of stage {doc['pix_stage']!r}, not {stage!r}")
+    return doc
+
+
+def ensure_decision_keys(d: Path) -> list[str]:
+    """Makes each missing (or empty) key; an existing one is never replaced, only checked."""
+    made = []
+    for stage in DECISION_KEYS:
+        rel = f"decision-keys/{stage}.json"
+        p = d / rel
+        if not (p.is_file() and p.read_text().strip()):
+            write_atomic(p, new_decision_key(stage), private=True)
+            made.append(rel)
+        read_decision_key(d, stage)
+    return made
 
 
 # ---- RabbitMQ definitions ------------------------------------------------------------------------------
@@ -717,7 +793,7 @@ def apply_access(d: Path, access: str):
 README = """DEVELOPMENT SECRETS - made by scripts/deploy/dev_secrets.sh for docker-compose.yaml and k8s/.
 
 Everything in this directory is a development value: a local CA, certificates it signed, random
-passwords and a token issuer key, for one machine or a throwaway cluster. Never commit it (it is
+passwords, a token issuer key and the saga's decision-signing keys, for one machine or a throwaway cluster. Never commit it (it is
 under .local/, which .gitignore excludes) and never use it for anything reachable by others.
 docs/security-deploy.md lists each file, what reads it, and how real secrets replace it.
 """
@@ -740,6 +816,7 @@ def cmd_ensure(d: Path, access: str | None, renew: bool, quiet: bool, template: 
         made.append("rabbitmq/definitions.json")
     made += ensure_issuer(d)
     made += ensure_sim_token(d)
+    made += ensure_decision_keys(d)
     if write_atomic(d / "k8s/dev-secrets.yaml", render_k8s_objects(d), private=True):
         made.append("k8s/dev-secrets.yaml")
     apply_access(d, access)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Development secrets of docker-compose.yaml and k8s/ (DEVELOPMENT VALUES: a local CA, certificates,
-# random passwords, a token issuer), made in .local/dev-secrets (gitignored) and kept there.
+# random passwords, a token issuer, the saga's decision-signing keys), made in .local/dev-secrets
+# (gitignored) and kept there.
 #
 #   scripts/deploy/dev_secrets.sh [ensure]         make what is missing (idempotent), keys and passwords 0600
 #   scripts/deploy/dev_secrets.sh --renew-certs    re-issue every server certificate (same CA)

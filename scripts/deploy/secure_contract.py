@@ -9,8 +9,9 @@ Both targets are reduced to the same model, one Unit per container (its program,
 and the files it finds under /run/secrets with the dev_secrets.sh file each comes from), and checked
 by the same rules:
 
-  files      every path under /run/secrets that a container is told about (PIX_*_FILE, PIX_*_CA,
-             PIX_TLS_*, PIX_JWKS, KAFKA_* and GF_*__FILE variables, the JAAS DirectoryConfigProvider
+  files      every path under /run/secrets (or /run/decision-keys) that a container is told about
+             (PIX_*_FILE, PIX_*_CA, PIX_TLS_*, PIX_JWKS, PIX_DECISION_KEY, PIX_TRUST_KEYS, KAFKA_* and
+             GF_*__FILE variables, the JAAS DirectoryConfigProvider
              directory, the files of a mounted configuration: rabbitmq.conf, prometheus.yml, the
              command-line arguments) is mounted in that container, from a file dev_secrets.sh produces; every
              compose secret and every Secret/ConfigMap k8s/ references but does not define is one
@@ -37,6 +38,16 @@ by the same rules:
              its own certificate and key whose SANs name the service (and 127.0.0.1 for compose's
              healthcheck); compose healthchecks use https://127.0.0.1:PORT with --cacert of the
              mounted CA, Kubernetes probes scheme HTTPS
+  decisions  the saga's decisions are signed: antifraud and settlement sign with their own key
+             (PIX_DECISION_KEY / --decision-key: one file, a mount of decision-keys/<stage>.json),
+             settlement trusts anti-fraud's key and the notifier settlement's (PIX_TRUST_KEYS /
+             --trust-key: each file a mount of decision-keys/<upstream>.json); every such file is a
+             key dev_secrets.sh made for that stage (pix_stage, kid, HS256, 32+ bytes); no other
+             component is given a decision key or a decision-key setting, and a key is mounted only
+             into its signer and its verifier (least privilege); in Kubernetes each key file is
+             mounted read-only with no group/other mode bits (defaultMode 0400); nothing sets
+             PIX_ALLOW_UNSIGNED or --allow-unsigned (not in a container's command or environment,
+             nor anywhere in docker-compose.yaml / k8s/: a ConfigMap, an anchor, a variable)
   scrape     the Prometheus jobs of the APIs use scheme https with the mounted CA (no
              insecure_skip_verify); in Kubernetes a server_name the API certificate names
   ingress    (k8s) re-encryption to HTTPS backends with verification against a generated CA
@@ -69,7 +80,9 @@ import dev_secrets  # noqa: E402
 
 SECRETS_DIR_DEFAULT = "./.local/dev-secrets"
 SECRET_FILE_RE = re.compile(r"^\$\{PIX_SECRETS_DIR:-" + re.escape(SECRETS_DIR_DEFAULT) + r"\}/(?P<rel>\S+)$")
-RUN_SECRETS_RE = re.compile(r"/run/secrets/[A-Za-z0-9._/-]*[A-Za-z0-9_-]")
+# The paths of mounted secrets: /run/secrets/..., and the decision keys' /run/decision-keys/<stage>/
+# (their own volumes in Kubernetes: a mount inside the read-only projected /run/secrets cannot be made).
+RUN_SECRETS_RE = re.compile(r"/run/(?:secrets|decision-keys)/[A-Za-z0-9._/-]*[A-Za-z0-9_-]")
 
 # Which principal / user each component logs in as.
 KAFKA_PRINCIPAL = {"api-kafka": "api-kafka", "antifraud": "antifraud", "settlement": "settlement",
@@ -77,6 +90,11 @@ KAFKA_PRINCIPAL = {"api-kafka": "api-kafka", "antifraud": "antifraud", "settleme
 RABBIT_USER = {"api-rabbitmq": "api-rabbitmq", "notifier": "notifier", "auditor": "auditor", "topology": "pix-admin"}
 SUPER_USERS = {"User:pix-admin", "User:kafka-broker", dev_secrets.CONTROLLER_PRINCIPAL}
 API_PORTS = {"api-kafka": "5000", "api-rabbitmq": "5001"}
+# The saga's decision keys (dev_secrets.DECISION_KEYS): component -> the stage whose key it signs
+# with (PIX_DECISION_KEY) / whose keys it trusts (PIX_TRUST_KEYS).
+SIGNS_WITH = {signer: stage for stage, (signer, _) in dev_secrets.DECISION_KEYS.items()}
+TRUSTS = {verifier: stage for stage, (_, verifier) in dev_secrets.DECISION_KEYS.items()}
+UNSIGNED_RE = re.compile(r"allow[-_]unsigned", re.I)
 # The k8s workloads by component.
 K8S_COMPONENT = {("api-kafka", "Deployment", "api-kafka"): "api-kafka",
                  ("api-rabbitmq", "Deployment", "api-rabbitmq"): "api-rabbitmq",
@@ -105,6 +123,8 @@ class Unit:
     # (scheme, host/port spec, path) of each HTTP probe/healthcheck; healthcheck command text (compose)
     probes: list[tuple[str, str]] = field(default_factory=list)
     env_from_secret: set[str] = field(default_factory=set)
+    # container path -> (file mode, mounted read-only) where the platform says (Kubernetes volumes)
+    modes: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
 
 class Report:
@@ -436,6 +456,84 @@ class Contract:
                     self.r.check(kind == "HTTPS", f"{u.where}: {text} over HTTPS", f"{u.where}: {text} must be scheme: HTTPS")
             self.r.check(u.probes, f"{u.where}: has probes", f"{u.where}: no healthcheck/probes")
 
+    # -- the saga's decision keys --
+    def option_values(self, u: Unit, flag: str, env: str, many: bool) -> list[str] | None:
+        """The files of an option as the program sees it (CLI11: the command line, else the
+        variable; PIX_TRUST_KEYS is a comma-separated list); None when neither sets it."""
+        values = []
+        for i, a in enumerate(u.command):
+            if a == flag and i + 1 < len(u.command):
+                values.append(u.command[i + 1])
+            elif a.startswith(flag + "="):
+                values.append(a.split("=", 1)[1])
+        if values:
+            return values
+        if env not in u.env:
+            return None
+        v = u.env[env]
+        return [x.strip() for x in v.split(",") if x.strip()] if many else [v]
+
+    def decision_key_file(self, u: Unit, path: str, stage: str, what: str) -> bool:
+        """`path` is mounted in `u` from decision-keys/<stage>.json, a key dev_secrets.sh made for `stage`."""
+        rel = f"decision-keys/{stage}.json"
+        src = u.files.get(path, "missing")
+        if not self.r.check(src == rel, f"{u.where}: {what} {path} is a mount of {rel}",
+                            f"{u.where}: {what} {path} must be a mount of {rel} ({stage}'s key; is {src})"):
+            return False
+        try:
+            doc = dev_secrets.read_decision_key(self.gen, stage)
+        except (OSError, dev_secrets.Failure) as e:
+            self.r.fail(f"{u.where}: {what} {path}: {rel} is not a key dev_secrets.sh makes ({e})")
+            return False
+        self.r.good.append(f"{u.where}: {rel} is {stage}'s HS256 key (kid {doc['kid']})")
+        if self.platform == "k8s":
+            mode, ro = u.modes.get(path, (0o644, False))
+            self.r.check(ro and not mode & 0o077, f"{u.where}: {path} mounted read-only, mode {mode:04o}",
+                         f"{u.where}: {path} must be mounted readOnly from a volume with defaultMode 0400 (is "
+                         f"{mode:04o}{', read-only' if ro else ', writable'}): group and others must not read a "
+                         "decision key")
+        return True
+
+    def rule_decisions(self):
+        for comp in sorted(set(SIGNS_WITH) | set(TRUSTS)):
+            self.one(comp)
+        before = len(self.r.bad)
+        for u in self.units:
+            unsigned = sorted({k for k in u.env if UNSIGNED_RE.search(k)} |
+                              {a.split("=", 1)[0] for a in u.command if UNSIGNED_RE.search(a)})
+            if unsigned:
+                self.r.fail(f"{u.where}: {', '.join(unsigned)}: --allow-unsigned (PIX_ALLOW_UNSIGNED) is for "
+                            "development only; the deployment runs with its decision keys")
+            stage = SIGNS_WITH.get(u.component)
+            sign = self.option_values(u, "--decision-key", "PIX_DECISION_KEY", many=False)
+            if stage:
+                if self.r.check(sign and len(sign) == 1, f"{u.where}: signs its decisions (PIX_DECISION_KEY)",
+                                f"{u.where}: needs PIX_DECISION_KEY (or --decision-key), one file: {stage}'s key "
+                                f"(is {sign})"):
+                    self.decision_key_file(u, sign[0], stage, "PIX_DECISION_KEY")
+            elif sign is not None:
+                self.r.fail(f"{u.where}: PIX_DECISION_KEY/--decision-key set, but {u.component} signs no decisions")
+            upstream = TRUSTS.get(u.component)
+            trust = self.option_values(u, "--trust-key", "PIX_TRUST_KEYS", many=True)
+            if upstream:
+                if self.r.check(trust, f"{u.where}: acts only on {upstream}'s signed decisions (PIX_TRUST_KEYS)",
+                                f"{u.where}: needs PIX_TRUST_KEYS (or --trust-key): {upstream}'s key"):
+                    for path in trust:
+                        self.decision_key_file(u, path, upstream, "PIX_TRUST_KEYS")
+            elif trust is not None:
+                self.r.fail(f"{u.where}: PIX_TRUST_KEYS/--trust-key set, but {u.component} verifies no decisions")
+            # least privilege: a key only where it signs or is verified
+            need = {f"decision-keys/{s}.json" for s in (stage, upstream) if s}
+            held = {src for src in u.files.values() if src and src.startswith("decision-keys/")}
+            if held - need:
+                self.r.fail(f"{u.where}: is given {', '.join(sorted(held - need))}, which it does not use: a decision "
+                            "key goes only to the stage that signs with it and the one that verifies it")
+            elif held:
+                self.r.good.append(f"{u.where}: holds only the decision key(s) it uses ({', '.join(sorted(held))})")
+        if len(self.r.bad) == before:
+            self.r.good.append(f"{self.platform}: no other container holds a decision key or a decision-key setting, none "
+                               f"runs with --allow-unsigned ({len(self.units)} containers)")
+
     # -- Prometheus scrape jobs of the APIs --
     def rule_scrape(self, prometheus_yml: str, server_names: dict[str, str] | None):
         import yaml  # noqa: PLC0415
@@ -461,6 +559,23 @@ class Contract:
                              f"prometheus job {name}: server_name {sn} is in the API certificate",
                              f"prometheus job {name}: tls_config.server_name {sn!r} must be {server_names[name]} "
                              "(pod IPs are not in the certificate)")
+
+
+def unsigned_mentions(node, where: str = "") -> list[str]:
+    """Where a parsed YAML document names --allow-unsigned / PIX_ALLOW_UNSIGNED (a key or a value;
+    comments are not parsed): the development escape hatch has no place in the deployment."""
+    out = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if UNSIGNED_RE.search(str(k)):
+                out.append(f"{where}.{k}".lstrip("."))
+            out += unsigned_mentions(v, f"{where}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += unsigned_mentions(v, f"{where}[{i}]")
+    elif isinstance(node, str) and UNSIGNED_RE.search(node):
+        out.append(f"{where.lstrip('.')} = {node!r}")
+    return out
 
 
 # ---- compose -----------------------------------------------------------------------------------------------
@@ -547,6 +662,10 @@ def check_compose(root: Path, gen: Path) -> Report:
     c.rule_rabbitmq("rabbitmq", (root / "monitoring/rabbitmq/rabbitmq.conf").read_text())
     c.rule_apis({"api-kafka": ["api-kafka", "127.0.0.1"], "api-rabbitmq": ["api-rabbitmq", "127.0.0.1"]})
     c.rule_scrape((root / "monitoring/prometheus/prometheus.yml").read_text(), None)
+    c.rule_decisions()
+    found = unsigned_mentions(raw)
+    report.check(not found, "docker-compose.yaml: nothing sets --allow-unsigned / PIX_ALLOW_UNSIGNED",
+                 f"docker-compose.yaml: --allow-unsigned is for development only, yet it names it at {found}")
     # the simulator: HTTPS to api-kafka, verified against the CA, with the token dev_secrets.sh mints for it
     sim = next((u for u in units if u.component == "pix-sim"), None)
     if report.check(sim, "compose service pix-sim (profile sim) exists", "compose: no pix-sim"):
@@ -615,27 +734,31 @@ def k8s_units(root: Path, report: Report):
             for m in c.get("volumeMounts") or []:
                 v = vols.get(m["name"]) or {}
                 base = m["mountPath"].rstrip("/")
-                sources = []
+                sources = []  # (kind, name, items, the volume's defaultMode)
                 if "secret" in v:
-                    sources.append(("Secret", v["secret"].get("secretName"), v["secret"].get("items")))
+                    sources.append(("Secret", v["secret"].get("secretName"), v["secret"].get("items"),
+                                    v["secret"].get("defaultMode", 0o644)))
                 if "configMap" in v:
-                    sources.append(("ConfigMap", v["configMap"].get("name"), v["configMap"].get("items")))
+                    sources.append(("ConfigMap", v["configMap"].get("name"), v["configMap"].get("items"),
+                                    v["configMap"].get("defaultMode", 0o644)))
                 for src in (v.get("projected") or {}).get("sources") or []:
                     for k8, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
                         if key in src:
-                            sources.append((k8, src[key].get("name"), src[key].get("items")))
-                for k8, oname, items in sources:
+                            sources.append((k8, src[key].get("name"), src[key].get("items"),
+                                            v["projected"].get("defaultMode", 0o644)))
+                for k8, oname, items, default_mode in sources:
                     keys = gen_objs.get((ns, k8, oname))
                     committed = configmaps.get((ns, oname)) if k8 == "ConfigMap" else None
-                    pairs = [(i["key"], i.get("path", i["key"])) for i in items] if items else \
-                        [(k, k) for k in (keys or committed or {})]
-                    for key, path in pairs:
+                    pairs = [(i["key"], i.get("path", i["key"]), i.get("mode", default_mode)) for i in items] if items \
+                        else [(k, k, default_mode) for k in (keys or committed or {})]
+                    for key, path, fmode in pairs:
                         full = f"{base}/{path}"
                         if m.get("subPath"):
                             if m["subPath"] != path:
                                 continue
                             full = base
                         u.files[full] = (keys or {}).get(key) if keys is not None else None
+                        u.modes[full] = (int(fmode), bool(m.get("readOnly")))
                         if committed is not None and key in committed:
                             u.configs[f"ConfigMap {ns}/{oname} {key}"] = committed[key]
             for p in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -708,6 +831,15 @@ def check_k8s(root: Path, gen: Path) -> Report:
     c.rule_apis({"api-kafka": ["api-kafka.api-kafka.svc", "api-kafka.api-kafka.svc.cluster.local"],
                  "api-rabbitmq": ["api-rabbitmq.api-rabbitmq.svc", "api-rabbitmq.api-rabbitmq.svc.cluster.local"]})
     c.rule_scrape(prom, {"api-kafka": "api-kafka.api-kafka.svc", "api-rabbitmq": "api-rabbitmq.api-rabbitmq.svc"})
+    c.rule_decisions()
+    before = len(report.bad)
+    for f, d in docs:
+        found = unsigned_mentions(d)
+        if found:
+            report.fail(f"{f} {d['kind']} {d['metadata'].get('name')}: --allow-unsigned is for development only, yet "
+                        f"it names it at {found}")
+    if len(report.bad) == before:
+        report.good.append(f"k8s/: none of its {len(docs)} objects sets --allow-unsigned / PIX_ALLOW_UNSIGNED")
     # Ingress: re-encrypt to the APIs, verified
     for f, d in docs:
         if d["kind"] != "Ingress":

@@ -20,6 +20,20 @@ def mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
+def _pix_admin() -> str | None:
+    """pix-admin of a build, when it has the decision-key subcommand."""
+    for preset in ("release", "debug"):
+        p = ds.ROOT / "build" / preset / "src" / "pix-admin"
+        if os.access(p, os.X_OK):
+            r = subprocess.run([str(p), "--help"], capture_output=True, text=True, check=False)
+            if "decision-key" in r.stdout:
+                return str(p)
+    return None
+
+
+PIX_ADMIN = _pix_admin()
+
+
 class Generated(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -129,16 +143,19 @@ class Generated(unittest.TestCase):
         self.assertEqual(mode(d / "ca/ca.key"), 0o600)
         self.assertEqual(mode(d / "jwt/issuer.pem"), 0o600)
 
-    @unittest.skipUnless(shutil.which("setfacl") and shutil.which("getfacl"), "setfacl/getfacl (package acl)")
-    def test_access_acl(self):
-        d = Path(self.tmp.name) / "acl"
+    def acl_of(self, copy, rel):
+        """getfacl of `rel` in a copy of the generated directory with --access acl applied."""
+        d = Path(self.tmp.name) / copy
         shutil.copytree(self.d, d)
         try:
             ds.apply_access(d, "acl")
         except ds.Failure as e:
             self.skipTest(str(e))
-        acl = subprocess.run(["getfacl", "-n", "-p", str(d / "passwords/kafka/api-kafka")], capture_output=True,
-                             text=True).stdout
+        return subprocess.run(["getfacl", "-n", "-p", str(d / rel)], capture_output=True, text=True).stdout
+
+    @unittest.skipUnless(shutil.which("setfacl") and shutil.which("getfacl"), "setfacl/getfacl (package acl)")
+    def test_access_acl(self):
+        acl = self.acl_of("acl", "passwords/kafka/api-kafka")
         self.assertIn(f"user:{ds.UID_KAFKA}:r--", acl)
         self.assertIn(f"user:{ds.UID_PIX}:r--", acl)
         self.assertIn("other::---", acl)
@@ -149,6 +166,83 @@ class Generated(unittest.TestCase):
         (d / "passwords/kafka/antifraud").write_text("has space\n")
         with self.assertRaises(ds.Failure):
             ds.cmd_ensure(d, "owner", False, True)
+
+    def test_decision_keys(self):
+        kids = set()
+        for stage in ("antifraud", "settlement"):
+            text = (self.d / f"decision-keys/{stage}.json").read_text()
+            self.assertTrue(text.endswith("}\n") and text.count("\n") == 1, stage)  # one line
+            doc = json.loads(text)
+            # the members, in the order pix-admin decision-key writes them
+            self.assertEqual(list(doc), ["kty", "alg", "kid", "k", "pix_stage"])
+            self.assertEqual((doc["kty"], doc["alg"], doc["pix_stage"]), ("oct", "HS256", stage))
+            self.assertRegex(doc["kid"], rf"^{stage}-[0-9a-f]{{8}}$")
+            self.assertNotIn("=", doc["k"])  # base64url without padding
+            self.assertEqual(len(ds.b64url_decode(doc["k"])), 32)
+            self.assertEqual(ds.read_decision_key(self.d, stage), doc)
+            self.assertEqual(ds.file_specs()[f"decision-keys/{stage}.json"].readers, (ds.UID_PIX,))
+            kids.add(doc["k"])
+        self.assertEqual(len(kids), 2, "two different secrets")
+        self.assertIn("decision-keys/antifraud.json", self.made)
+        self.assertIn("decision-keys/settlement.json", self.made)
+
+    def test_decision_key_secrets(self):
+        objs = {(o.namespace, o.kind, o.name): o for o in ds.k8s_objects()}
+        for stage in ("antifraud", "settlement"):
+            o = objs[("pix-saga", "Secret", f"decision-key-{stage}")]
+            self.assertEqual(o.data, {"key.json": ("file", f"decision-keys/{stage}.json")})
+            self.assertEqual(o.type, "Opaque")
+        self.assertFalse([k for k in objs if k[2].startswith("decision-key") and k[0] != "pix-saga"])
+
+    def test_an_existing_decision_key_is_never_replaced(self):
+        d = Path(self.tmp.name) / "keys"
+        shutil.copytree(self.d, d)
+        mine = ('{"kty":"oct","alg":"HS256","kid":"antifraud-real","k":"' + ds.b64url(b"\1" * 40) +
+                '","pix_stage":"antifraud"}')  # not generated here, no newline: kept as it is
+        (d / "decision-keys/antifraud.json").write_text(mine)
+        settlement = (d / "decision-keys/settlement.json").read_text()
+        self.assertEqual(ds.cmd_ensure(d, "owner", False, True), ["k8s/dev-secrets.yaml"])  # the Secret follows it
+        self.assertEqual((d / "decision-keys/antifraud.json").read_text(), mine)
+        self.assertEqual(mode(d / "decision-keys/antifraud.json"), 0o600)
+        # a deleted (or emptied) key is made again, with a new kid; the other one stays
+        (d / "decision-keys/antifraud.json").write_text("")
+        self.assertEqual(ds.cmd_ensure(d, "owner", False, True), ["decision-keys/antifraud.json", "k8s/dev-secrets.yaml"])
+        self.assertNotEqual(json.loads((d / "decision-keys/antifraud.json").read_text())["kid"], "antifraud-real")
+        self.assertEqual((d / "decision-keys/settlement.json").read_text(), settlement)
+
+    def test_bad_decision_key_refused_not_replaced(self):
+        d = Path(self.tmp.name) / "badkey"
+        shutil.copytree(self.d, d)
+        settlement = (d / "decision-keys/settlement.json").read_text()
+        short = '{"kty":"oct","alg":"HS256","kid":"antifraud-1","k":"' + ds.b64url(b"x" * 16) + '","pix_stage":"antifraud"}'
+        for bad, why in ((settlement, "a key of stage 'settlement'"), ("{not json", "not JSON"),
+                         (short, "at least 32"), (settlement.replace("HS256", "HS512"), '"alg" "HS256"')):
+            (d / "decision-keys/antifraud.json").write_text(bad)
+            with self.assertRaises(ds.Failure) as e:
+                ds.cmd_ensure(d, "owner", False, True)
+            self.assertIn(why, str(e.exception))
+            self.assertIn("decision-keys/antifraud.json", str(e.exception))
+            self.assertEqual((d / "decision-keys/antifraud.json").read_text(), bad)
+
+    @unittest.skipUnless(shutil.which("setfacl") and shutil.which("getfacl"), "setfacl/getfacl (package acl)")
+    def test_access_acl_decision_keys(self):
+        acl = self.acl_of("acl-keys", "decision-keys/settlement.json")
+        self.assertIn(f"user:{ds.UID_PIX}:r--", acl)
+        self.assertNotIn(f"user:{ds.UID_KAFKA}:", acl)
+        self.assertIn("other::---", acl)
+
+    @unittest.skipUnless(PIX_ADMIN, "a build whose pix-admin has decision-key")
+    def test_pix_admin_writes_the_same_format(self):
+        d = Path(self.tmp.name) / "pix-admin-key"
+        d.mkdir()
+        subprocess.run([PIX_ADMIN, "decision-key", "--stage", "settlement", "--out", str(d / "k.json")],
+                       capture_output=True, check=True)
+        text = (d / "k.json").read_text()
+        doc = ds.parse_decision_key(text)
+        self.assertEqual(list(doc), list(json.loads(ds.new_decision_key("settlement"))))
+        self.assertRegex(doc["kid"], r"^settlement-[0-9a-f]{8}$")
+        self.assertEqual(len(text.splitlines()), 1)
+        self.assertEqual(mode(d / "k.json"), 0o600)
 
 
 class Tokens(unittest.TestCase):

@@ -209,6 +209,173 @@ class Rules(GeneratedSecrets, unittest.TestCase):
         self.assertEqual(got["listener.name.sasl_ssl.ssl.client.auth"], "requested")
 
 
+AF_KEY = "/run/decision-keys/antifraud/key.json"
+ST_KEY = "/run/decision-keys/settlement/key.json"
+
+
+def saga_units(platform="compose"):
+    """The four stages as docker-compose.yaml / k8s/ configure them: antifraud signs, settlement
+    trusts anti-fraud and signs, the notifier trusts settlement, the auditor holds no key."""
+    af = sc.Unit("antifraud", "antifraud", env={"PIX_DECISION_KEY": AF_KEY},
+                 files={AF_KEY: "decision-keys/antifraud.json"})
+    st = sc.Unit("settlement", "settlement", env={"PIX_DECISION_KEY": ST_KEY, "PIX_TRUST_KEYS": AF_KEY},
+                 files={AF_KEY: "decision-keys/antifraud.json", ST_KEY: "decision-keys/settlement.json"})
+    nt = sc.Unit("notifier", "notifier", env={"PIX_TRUST_KEYS": ST_KEY}, files={ST_KEY: "decision-keys/settlement.json"})
+    au = sc.Unit("auditor", "auditor", files={CA: "ca/ca.crt"})
+    units = [af, st, nt, au]
+    if platform == "k8s":
+        for u in units:
+            u.modes = {path: (0o400, True) for path in u.files}
+    return units
+
+
+class Decisions(GeneratedSecrets, unittest.TestCase):
+    """rule_decisions: who signs with and who trusts which decision key, and nothing else."""
+
+    def report(self, units, platform="compose", gen=None):
+        r = sc.Report()
+        sc.Contract(units, gen or self.gen, platform, r).rule_decisions()
+        return r
+
+    def test_good_saga_passes(self):
+        for platform in ("compose", "k8s"):
+            r = self.report(saga_units(platform), platform)
+            self.assertEqual(r.bad, [], platform)
+            self.assertTrue(any("kid antifraud-" in g for g in r.good))
+
+    def test_command_line_flags_count_like_the_variables(self):
+        units = saga_units()
+        st = units[1]
+        st.env = {}
+        st.command = ["pix-settlement", "--decision-key", ST_KEY, f"--trust-key={AF_KEY}"]
+        self.assertEqual(self.report(units).bad, [])
+
+    def test_trust_keys_is_a_list(self):
+        units = saga_units()
+        old = "/run/decision-keys/antifraud/old.json"
+        units[1].env["PIX_TRUST_KEYS"] = f"{AF_KEY},{old}"
+        units[1].files[old] = "decision-keys/antifraud.json"  # two kids during a rotation
+        self.assertEqual(self.report(units).bad, [])
+        units[1].files[old] = "decision-keys/settlement.json"
+        self.assertTrue(any("old.json must be a mount of decision-keys/antifraud.json" in b for b in self.report(units).bad))
+
+    def test_signer_without_key_fails(self):
+        for i, name in ((0, "antifraud"), (1, "settlement")):
+            units = saga_units()
+            del units[i].env["PIX_DECISION_KEY"]
+            bad = self.report(units).bad
+            self.assertTrue(any(b.startswith(name) and "needs PIX_DECISION_KEY" in b for b in bad), bad)
+
+    def test_verifier_without_trust_fails(self):
+        for i, name in ((1, "settlement"), (2, "notifier")):
+            units = saga_units()
+            del units[i].env["PIX_TRUST_KEYS"]
+            bad = self.report(units).bad
+            self.assertTrue(any(b.startswith(name) and "needs PIX_TRUST_KEYS" in b for b in bad), bad)
+
+    def test_key_of_the_wrong_stage_fails(self):
+        units = saga_units()
+        units[2].env["PIX_TRUST_KEYS"] = AF_KEY  # the notifier trusting anti-fraud
+        units[2].files = {AF_KEY: "decision-keys/antifraud.json"}
+        bad = self.report(units).bad
+        self.assertTrue(any("must be a mount of decision-keys/settlement.json" in b for b in bad), bad)
+        self.assertTrue(any("decision-keys/antifraud.json, which it does not use" in b for b in bad), bad)
+        units = saga_units()
+        units[0].files[AF_KEY] = "decision-keys/settlement.json"  # anti-fraud signing with settlement's key
+        self.assertTrue(any(b.startswith("antifraud") and "must be a mount of decision-keys/antifraud.json" in b
+                            for b in self.report(units).bad))
+
+    def test_unmounted_key_fails(self):
+        units = saga_units()
+        units[2].files = {}
+        self.assertTrue(any("must be a mount of decision-keys/settlement.json (settlement's key; is missing)" in b
+                            for b in self.report(units).bad))
+
+    def test_key_given_where_it_is_not_needed_fails(self):
+        units = saga_units()
+        units[3].files["/run/decision-keys/settlement/key.json"] = "decision-keys/settlement.json"  # the auditor
+        units[2].files[AF_KEY] = "decision-keys/antifraud.json"  # the notifier
+        bad = self.report(units).bad
+        self.assertTrue(any(b.startswith("auditor") and "decision-keys/settlement.json, which it does not use" in b
+                            for b in bad), bad)
+        self.assertTrue(any(b.startswith("notifier") and "decision-keys/antifraud.json, which it does not use" in b
+                            for b in bad), bad)
+
+    def test_settings_on_the_wrong_stage_fail(self):
+        units = saga_units()
+        units[2].env["PIX_DECISION_KEY"] = ST_KEY  # the notifier signs nothing
+        units[0].env["PIX_TRUST_KEYS"] = AF_KEY  # anti-fraud verifies nothing
+        units[3].command = ["pix-auditor", "--trust-key", ST_KEY]
+        bad = self.report(units).bad
+        self.assertTrue(any(b.startswith("notifier") and "notifier signs no decisions" in b for b in bad), bad)
+        self.assertTrue(any(b.startswith("antifraud") and "antifraud verifies no decisions" in b for b in bad), bad)
+        self.assertTrue(any(b.startswith("auditor") and "auditor verifies no decisions" in b for b in bad), bad)
+
+    def test_allow_unsigned_fails(self):
+        units = saga_units()
+        units[1].env["PIX_ALLOW_UNSIGNED"] = "true"
+        units[3].command = ["pix-auditor", "--allow-unsigned"]
+        units[2].command = ["pix-notifier", "--allow-unsigned=false"]
+        bad = [b for b in self.report(units).bad if "--allow-unsigned" in b]
+        self.assertEqual(sorted(b.split(":")[0] for b in bad), ["auditor", "notifier", "settlement"])
+
+    def test_missing_stage_fails(self):
+        units = saga_units()[:2] + saga_units()[3:]
+        self.assertTrue(any("expected one notifier container, found 0" in b for b in self.report(units).bad))
+
+    def test_k8s_modes(self):
+        units = saga_units("k8s")
+        units[1].modes[AF_KEY] = (0o644, True)  # a Secret volume without defaultMode
+        units[2].modes[ST_KEY] = (0o400, False)
+        bad = self.report(units, "k8s").bad
+        self.assertTrue(any(b.startswith("settlement") and "defaultMode 0400 (is 0644, read-only)" in b for b in bad), bad)
+        self.assertTrue(any(b.startswith("notifier") and "(is 0400, writable)" in b for b in bad), bad)
+        self.assertEqual(self.report(units, "compose").bad, [])  # compose: the host file's mode (dev_secrets.sh)
+
+    def test_key_not_made_by_dev_secrets_fails(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = Path(tmp, "gen")
+            shutil.copytree(self.gen, gen)
+            (gen / "decision-keys/settlement.json").write_text((gen / "decision-keys/antifraud.json").read_text())
+            bad = self.report(saga_units(), gen=gen).bad
+            self.assertTrue(any("not a key dev_secrets.sh makes" in b and "a key of stage 'antifraud'" in b for b in bad), bad)
+
+    def test_unsigned_mentions(self):
+        doc = {"kind": "ConfigMap", "data": {"PIX_ALLOW_UNSIGNED": "true"},
+               "spec": {"containers": [{"args": ["--x", "--allow-unsigned"]}]}, "comment-free": "allow signed"}
+        self.assertEqual(sc.unsigned_mentions(doc), ["data.PIX_ALLOW_UNSIGNED", "spec.containers[0].args[1] = '--allow-unsigned'"])
+        self.assertEqual(sc.unsigned_mentions({"env": [{"name": "PIX_DECISION_KEY", "value": AF_KEY}]}), [])
+
+
+@unittest.skipUnless(HAVE_YAML, "PyYAML")
+class K8sUnits(unittest.TestCase):
+    """k8s_units models Secret volumes: files, their modes and read-only mounts."""
+
+    def test_secret_volume_modes(self):
+        import yaml
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "k8s").mkdir()
+            (root / "k8s/x.yaml").write_text(yaml.safe_dump({
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "pix-notifier", "namespace": "pix-saga"},
+                "spec": {"template": {"spec": {
+                    "containers": [{"name": "notifier", "image": "pix-pubsub:latest", "command": ["pix-notifier"],
+                                    "env": [{"name": "PIX_TRUST_KEYS", "value": ST_KEY}],
+                                    "volumeMounts": [{"name": "k", "mountPath": "/run/decision-keys/settlement",
+                                                      "readOnly": True},
+                                                     {"name": "p", "mountPath": "/run/secrets"}]}],
+                    "volumes": [{"name": "k", "secret": {"secretName": "decision-key-settlement", "defaultMode": 0o400}},
+                                {"name": "p", "projected": {"defaultMode": 0o440, "sources": [
+                                    {"secret": {"name": "pix-ca", "items": [{"key": "ca.crt", "path": "pix-ca.crt",
+                                                                              "mode": 0o444}]}}]}}]}}}}))
+            units, _ = sc.k8s_units(root, sc.Report())
+        (u,) = units
+        self.assertEqual(u.component, "notifier")
+        self.assertEqual(u.files[ST_KEY], "decision-keys/settlement.json")
+        self.assertEqual(u.modes[ST_KEY], (0o400, True))
+        self.assertEqual(u.modes[CA], (0o444, False))
+
+
 @unittest.skipUnless(HAVE_YAML and shutil.which("docker-compose"), "PyYAML and docker-compose")
 class Repository(GeneratedSecrets, unittest.TestCase):
     """The repository's own docker-compose.yaml and k8s/ hold the contract."""

@@ -33,13 +33,12 @@ TEST(DecisionSignature, ASignatureVerifiesOnlyForTheExactRecordItWasMadeFor) {
   EXPECT_EQ(sig.rfind("v1;kid=" + antifraud_key().kid + ";sig=", 0), 0u) << sig;
   EXPECT_EQ(verifier.verify(sig, kInput), std::nullopt);
   // Any field changed: topic, key, id, value (a status flipped, money redirected).
-  for (const auto& other :
-       {security::signing_input("pix.payment.settled", "tx-1", "p-1:validated", R"({"a":1})"),
-        security::signing_input("pix.payment.validated", "tx-2", "p-1:validated", R"({"a":1})"),
-        security::signing_input("pix.payment.validated", "tx-1", "p-2:validated", R"({"a":1})"),
-        security::signing_input("pix.payment.validated", "tx-1", "p-1:validated", R"({"a":2})"),
-        // Length prefixes: moving a byte from one field to the next is a different input.
-        security::signing_input("pix.payment.validated", "tx-1p", "-1:validated", R"({"a":1})")}) {
+  for (const auto& other : {security::signing_input("pix.payment.settled", "tx-1", "p-1:validated", R"({"a":1})"),
+                            security::signing_input("pix.payment.validated", "tx-2", "p-1:validated", R"({"a":1})"),
+                            security::signing_input("pix.payment.validated", "tx-1", "p-2:validated", R"({"a":1})"),
+                            security::signing_input("pix.payment.validated", "tx-1", "p-1:validated", R"({"a":2})"),
+                            // Length prefixes: moving a byte from one field to the next is a different input.
+                            security::signing_input("pix.payment.validated", "tx-1p", "-1:validated", R"({"a":1})")}) {
     EXPECT_EQ(verifier.verify(sig, other), SignatureError::kBadSignature);
   }
 }
@@ -56,9 +55,9 @@ TEST(DecisionSignature, OnlyTheRequiredStagesKnownKeysAreAccepted) {
   forged.secret = std::string(32, 'x');
   EXPECT_EQ(verifier.verify(security::sign_decision(forged, kInput), kInput), SignatureError::kBadSignature);
   const std::string good = security::sign_decision(antifraud_key(), kInput);
-  for (const std::string& bad : {std::string("v2") + good.substr(2), good.substr(0, good.size() - 4),
-                                 std::string("v1;sig=abc"), std::string("v1;kid=;sig=") + good.substr(good.find("sig=") + 4),
-                                 std::string("garbage")}) {
+  for (const std::string& bad :
+       {std::string("v2") + good.substr(2), good.substr(0, good.size() - 4), std::string("v1;sig=abc"),
+        std::string("v1;kid=;sig=") + good.substr(good.find("sig=") + 4), std::string("garbage")}) {
     EXPECT_EQ(verifier.verify(bad, kInput), SignatureError::kMalformed) << bad;
   }
 }
@@ -79,19 +78,19 @@ TEST(DecisionSignature, KeyDocumentsAreCheckedMemberByMember) {
   };
   const std::string k32 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";  // 32 zero bytes
   EXPECT_NE(error_of("[]").find("not a JSON object"), std::string::npos);
-  EXPECT_NE(error_of(R"({"kty":"RSA","alg":"HS256","kid":"a","k":")" + k32 + R"(","pix_stage":"antifraud"})")
-                .find("\"kty\""),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"kty":"oct","alg":"none","kid":"a","k":")" + k32 + R"(","pix_stage":"antifraud"})")
-                .find("\"alg\""),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"kty":"RSA","alg":"HS256","kid":"a","k":")" + k32 + R"(","pix_stage":"antifraud"})").find("\"kty\""),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"kty":"oct","alg":"none","kid":"a","k":")" + k32 + R"(","pix_stage":"antifraud"})").find("\"alg\""),
+      std::string::npos);
   EXPECT_NE(error_of(R"({"kty":"oct","alg":"HS256","k":")" + k32 + R"(","pix_stage":"antifraud"})").find("\"kid\""),
             std::string::npos);
   EXPECT_NE(error_of(R"({"kty":"oct","alg":"HS256","kid":"a","k":")" + k32 + R"("})").find("\"pix_stage\""),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"kty":"oct","alg":"HS256","kid":"a","k":"c2hvcnQ","pix_stage":"antifraud"})")
-                .find("at least 32"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"kty":"oct","alg":"HS256","kid":"a","k":"c2hvcnQ","pix_stage":"antifraud"})").find("at least 32"),
+      std::string::npos);
   EXPECT_EQ(error_of(R"({"kty":"oct","alg":"HS256","kid":"a","k":")" + k32 + R"(","pix_stage":"antifraud"})"),
             "accepted");
   EXPECT_THROW(DecisionVerifier({k, k}, "settlement"), std::runtime_error) << "the same kid twice";
@@ -172,8 +171,7 @@ TEST(Provenance, WhatOneStageSignsTheNextActsOnAndAForgeryIsPoison) {
   EXPECT_NE(settle(tampered).poison_reason.find("bad_signature"), std::string::npos);
   EXPECT_EQ(acted, 1) << "a refused record never reaches the handler";
   const std::string text = metrics.render();
-  EXPECT_NE(text.find(R"(pix_saga_provenance_refused_total{stage="settlement",reason="missing"} 1)"),
-            std::string::npos)
+  EXPECT_NE(text.find(R"(pix_saga_provenance_refused_total{stage="settlement",reason="missing"} 1)"), std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(pix_saga_provenance_refused_total{stage="settlement",reason="bad_signature"} 1)"),
             std::string::npos);

@@ -69,14 +69,14 @@ TEST(MetricNames, StagesExportExactlyTheDocumentedFamilies) {
   // As settlement runs: its input verified as anti-fraud's decisions, its outputs signed.
   auto provenance = std::make_shared<saga::Provenance>();
   provenance->sign = security::parse_decision_key(security::generate_decision_key_json("settlement"));
-  provenance->verify.emplace(
-      std::vector<security::DecisionKey>{security::parse_decision_key(security::generate_decision_key_json("antifraud"))},
-      "antifraud");
-  saga::KafkaStage stage(options,
-                         saga::with_provenance(
-                             provenance, "settlement",
-                             [](const kafka::ConsumedRecord&) { return saga::HandlerResult{}; }, registry),
-                         publisher, nullptr, registry);
+  provenance->verify.emplace(std::vector<security::DecisionKey>{security::parse_decision_key(
+                                 security::generate_decision_key_json("antifraud"))},
+                             "antifraud");
+  saga::KafkaStage stage(
+      options,
+      saga::with_provenance(
+          provenance, "settlement", [](const kafka::ConsumedRecord&) { return saga::HandlerResult{}; }, registry),
+      publisher, nullptr, registry);
   expect_exported(registry, "stage");
 }
 

@@ -76,8 +76,10 @@ DecisionKey parse_decision_key(std::string_view json_text) {
 DecisionKey load_decision_key(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("decision key " + path + ": cannot be read");
-  if ((st.st_mode & 077) != 0) {
-    spdlog::warn("decision key {}: group or others may read it (mode {:o}); whoever reads it can sign decisions", path,
+  // Group read is how Kubernetes (fsGroup) and ACL-based bind mounts share a file with the
+  // process's user; anyone else reading it is a mistake worth saying.
+  if ((st.st_mode & 007) != 0) {
+    spdlog::warn("decision key {}: any user may read it (mode {:o}); whoever reads it can sign decisions", path,
                  st.st_mode & 0777);
   }
   std::ifstream in(path, std::ios::binary);

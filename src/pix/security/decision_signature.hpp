@@ -30,8 +30,8 @@ struct DecisionKey {
 
 /// Parses a key document (the JSON above). Throws std::runtime_error naming the bad member.
 DecisionKey parse_decision_key(std::string_view json_text);
-/// Reads and parses a key file; the error names the file. A file that group or others may read
-/// is loaded with a warning (Kubernetes mounts Secrets 0644 unless told otherwise).
+/// Reads and parses a key file; the error names the file. A file that any user may read is
+/// loaded with a warning (Kubernetes mounts Secrets 0644 unless told otherwise).
 DecisionKey load_decision_key(const std::string& path);
 /// A new random key (32 bytes) for `stage`, with kid `<stage>-<8 hex>`, as its JSON document.
 std::string generate_decision_key_json(const std::string& stage);
