@@ -143,7 +143,7 @@ echo "    binaries: $bin"
 echo "    Kafka $kafka_bootstrap, RabbitMQ $rabbit_hostport, rabbitmq_prometheus $rabbit_prometheus"
 echo "    Prometheus: $("$prometheus_bin" --version 2>&1 | head -n 1)"
 
-step "throwaway development secrets (scripts/deploy/dev_secrets.sh): CA, the APIs' certificates, token issuer"
+step "throwaway development secrets (scripts/deploy/dev_secrets.sh): CA, the APIs' certificates, token issuer, decision keys"
 secrets="$work/dev-secrets"
 python3 scripts/deploy/dev_secrets.py ensure --dir "$secrets" --access owner --quiet ||
     die "dev_secrets.sh could not make the throwaway secrets"
@@ -175,7 +175,8 @@ start api-rabbitmq "$logs/api-rabbitmq.log" "$bin/pix-api" --broker rabbit --lis
     --port "$port_api_rabbit" --rabbit-url "$rabbit_url" --exchange "$exchange" --log-format text "${edge[@]}" \
     --tls-cert "$secrets/tls/api-rabbitmq.crt" --tls-key "$secrets/tls/api-rabbitmq.key"
 start antifraud "$logs/antifraud.log" "$bin/pix-antifraud" --admin-listen 127.0.0.1 \
-    --admin-port "$port_antifraud" --group "${run_id}.antifraud" "${common[@]}"
+    --admin-port "$port_antifraud" --group "${run_id}.antifraud" \
+    --decision-key "$secrets/decision-keys/antifraud.json" "${common[@]}"
 wait_until "api-kafka /readyz (https)" "$timeout_s" --pid "${pids[0]}" --log "$logs/api-kafka.log" \
     answers_200 --cacert "$ca" "https://127.0.0.1:$port_api_kafka/readyz"
 wait_until "api-rabbitmq /readyz (https)" "$timeout_s" --pid "${pids[1]}" --log "$logs/api-rabbitmq.log" \
