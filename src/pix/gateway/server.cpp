@@ -771,19 +771,16 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   p.detail = result.detail;
   switch (result.status) {
     case broker::PublishStatus::kTimedOut:
+    case broker::PublishStatus::kNacked: {
+      const bool nacked = result.status == broker::PublishStatus::kNacked;
       p.status = 504;
-      p.type = "broker-ack-timeout";
-      p.title = "The broker did not acknowledge the event in time";
+      p.type = nacked ? "broker-nacked" : "broker-ack-timeout";
+      p.title = nacked ? "The broker refused the event in one of its queues"
+                       : "The broker did not acknowledge the event in time";
       p.detail += "; the event may exist: retrying with the same Idempotency-Key is safe";
       p.event_id = event_id;
       break;
-    case broker::PublishStatus::kNacked:
-      p.status = 504;
-      p.type = "broker-nacked";
-      p.title = "The broker refused the event in one of its queues";
-      p.detail += "; the event may exist: retrying with the same Idempotency-Key is safe";
-      p.event_id = event_id;
-      break;
+    }
     case broker::PublishStatus::kRejected:
       p.status = 502;
       p.type = "broker-rejected";

@@ -3,6 +3,9 @@
 #include <array>
 
 namespace pix::saga {
+namespace {
+const std::string kSignatureHeaderName(security::kSignatureHeader);  // header() takes a std::string
+}  // namespace
 
 std::string signature_of(const security::DecisionKey& key, const broker::OutboundEvent& event) {
   return security::sign_decision(key, security::signing_input(event.topic, event.key, event.id, event.payload));
@@ -26,8 +29,7 @@ Handler with_provenance(std::shared_ptr<const Provenance> provenance, const std:
           refused](const kafka::ConsumedRecord& record) -> HandlerResult {
     if (provenance->verify) {
       const auto input = security::signing_input(record.topic, record.key, record.header("ce_id"), record.value);
-      if (const auto error =
-              provenance->verify->verify(record.header(std::string(security::kSignatureHeader)), input)) {
+      if (const auto error = provenance->verify->verify(record.header(kSignatureHeaderName), input)) {
         refused[static_cast<std::size_t>(*error)]->inc();
         HandlerResult r;
         r.poison_reason = "provenance: " + std::string(security::to_string(*error)) + ": not a decision signed by " +
@@ -39,7 +41,7 @@ Handler with_provenance(std::shared_ptr<const Provenance> provenance, const std:
     if (provenance->sign) {
       for (auto& o : result.outputs) {
         if (o.sink != Sink::kKafka) continue;
-        o.event.headers.push_back({std::string(security::kSignatureHeader), signature_of(*provenance->sign, o.event)});
+        o.event.headers.push_back({kSignatureHeaderName, signature_of(*provenance->sign, o.event)});
       }
     }
     return result;
