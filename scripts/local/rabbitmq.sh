@@ -372,6 +372,18 @@ foreign_listener() {
     fi
 }
 
+# The quorum queues' delivery limit, explicit: a message redelivered this many times (a consumer
+# crashing on it again and again) is dead-lettered. RabbitMQ 4.x defaults it to 20 and 3.10 has
+# none; the policy makes both the same (docs/guarantees.md). The project's consumers never requeue
+# in a loop, so only crash loops count. The dead-letter and unrouted queues are left out.
+readonly PIX_DELIVERY_LIMIT=50
+readonly PIX_DELIVERY_LIMIT_PATTERN='^(.+\.)?pix\.(payment|notification|audit)\.'
+ensure_policies() {
+    ctl_quiet set_policy -p / --apply-to queues --priority 0 pix-delivery-limit "$PIX_DELIVERY_LIMIT_PATTERN" \
+        "{\"delivery-limit\": $PIX_DELIVERY_LIMIT}" ||
+        die "rabbitmqctl set_policy pix-delivery-limit failed on $RMQ_NODE"
+}
+
 cmd_start() {
     local t0 pid
     t0="$(now_us)"
@@ -381,6 +393,7 @@ cmd_start() {
     if node_healthy; then
         ok "rabbitmq already running (node $RMQ_NODE, pid $(node_pid), $RMQ_PROTO $RMQ_HOST:$RMQ_PORT)"
         if ((SECURE)); then provision; fi
+        ensure_policies
         return 0
     fi
     if port_open "$RMQ_HOST" "$RMQ_PORT" && [[ -z "$(launcher_pid)" && -z "$(node_pid)" ]]; then
@@ -436,6 +449,7 @@ cmd_start() {
         tail -n 20 "$OUT" | sed 's/^/    | /' >&2
         die "rabbitmq did not become ready"
     fi
+    ensure_policies
     if ((SECURE)); then
         provision
         ok "rabbitmq up, secure profile (node $RMQ_NODE, pid $(node_pid), amqps $RMQ_HOST:$RMQ_PORT, $RMQ_MGMT_URL, metrics http://$RMQ_HOST:$RMQ_PROM_PORT/metrics) in $(elapsed_since "$t0")s"

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "pix/gateway/idempotency.hpp"
 #include "pix/util/random_id.hpp"
 #include "support/broker_control.hpp"
 #include "support/http_client.hpp"
@@ -72,7 +73,7 @@ TEST_F(GatewayKafka, SeedExampleIsAcknowledgedAndReadableWithKeyValueAndHeaders)
 
   auto rec = read_one(kafka_bootstrap(), "pix.payment.requested", partition, offset);
   ASSERT_TRUE(rec) << "the acknowledged record is not in the topic";
-  EXPECT_EQ(rec->key, "12345");
+  EXPECT_EQ(rec->key, "alice") << "requests are keyed by payer";
   EXPECT_EQ(json::parse(rec->value),
             json::parse(R"({"transactionId":"12345","amount":100,"payer":"alice","receiver":"bob"})"));
   EXPECT_EQ(rec->headers["ce_specversion"], "1.0");
@@ -98,14 +99,16 @@ TEST_F(GatewayKafka, IdempotentRetryAnswersTheSameAndPublishesOnce) {
   ASSERT_EQ(second.status, 200) << second.body;
   EXPECT_EQ(second.body, first.body);
   EXPECT_EQ(second.header("idempotent-replayed"), "true");
-  EXPECT_EQ(json::parse(first.body).at("eventId").as_string(), key);
+  // The event id is derived from the caller's scope and the key: every replica gives the same.
+  const std::string event_id = gateway::idempotent_event_id(gateway::kUnauthenticatedScope, key);
+  EXPECT_EQ(json::parse(first.body).at("eventId").as_string(), event_id);
 
   // Same key, different event: refused rather than silently answered with the old result.
   auto reused = c.post_json("/kafka", payment(tx + "-other"), {{"Idempotency-Key", key}});
   EXPECT_EQ(reused.status, 422) << reused.body;
 
-  // A marker with the same record key lands after, on the same partition: between the two,
-  // exactly one record carries the idempotency key as its event id.
+  // A marker with the same record key (the payer) lands after, on the same partition: between
+  // the two, exactly one record carries the key's event id.
   auto marker = c.post_json("/kafka", payment(tx));
   ASSERT_EQ(marker.status, 200);
   const auto f = json::parse(first.body).as_object();
@@ -115,7 +118,7 @@ TEST_F(GatewayKafka, IdempotentRetryAnswersTheSameAndPublishesOnce) {
                                 static_cast<std::int32_t>(f.at("partition").as_int64()), f.at("offset").as_int64(),
                                 m.at("offset").as_int64() + 1);
   int with_key = 0;
-  for (const auto& rec : records) with_key += rec.headers.at("ce_id") == key ? 1 : 0;
+  for (const auto& rec : records) with_key += rec.headers.at("ce_id") == event_id ? 1 : 0;
   EXPECT_EQ(with_key, 1);
 }
 

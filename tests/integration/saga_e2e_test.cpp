@@ -153,6 +153,7 @@ TEST(SagaEndToEnd, StagesReconnectWhenRabbitMqComesBack) {
   EXPECT_EQ(r.notified, static_cast<std::size_t>(total));
   EXPECT_EQ(r.audited, static_cast<std::size_t>(4 * total));
   EXPECT_TRUE(r.chain_valid) << r.chain_detail;
+  EXPECT_TRUE(world.dead_letters().empty()) << "an outage dead-lettered what only had to wait";
 }
 
 }  // namespace

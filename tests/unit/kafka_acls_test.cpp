@@ -26,13 +26,15 @@ TEST(KafkaAcls, EachComponentGetsItsJobAndNothingElse) {
     EXPECT_FALSE(allows(rules, "api-kafka", Op::kRead, Res::kTopic, t)) << t;
   }
   EXPECT_FALSE(allows(rules, "api-kafka", Op::kRead, Res::kGroup, "antifraud"));
-  // Anti-fraud: reads requests, writes validations and dead letters, nothing else.
+  // Anti-fraud: reads requests, writes validations and dead letters, and reads its own
+  // validations back (a partition's next owner restores the verdicts), nothing else.
   EXPECT_TRUE(allows(rules, "antifraud", Op::kRead, Res::kTopic, "pix.payment.requested"));
   EXPECT_TRUE(allows(rules, "antifraud", Op::kRead, Res::kGroup, "antifraud"));
   EXPECT_TRUE(allows(rules, "antifraud", Op::kWrite, Res::kTopic, "pix.payment.validated"));
   EXPECT_TRUE(allows(rules, "antifraud", Op::kWrite, Res::kTopic, "pix.dlq"));
   EXPECT_FALSE(allows(rules, "antifraud", Op::kWrite, Res::kTopic, "pix.payment.settled"));
-  EXPECT_FALSE(allows(rules, "antifraud", Op::kRead, Res::kTopic, "pix.payment.validated"));
+  EXPECT_TRUE(allows(rules, "antifraud", Op::kRead, Res::kTopic, "pix.payment.validated"));
+  EXPECT_FALSE(allows(rules, "antifraud", Op::kRead, Res::kTopic, "pix.payment.settled"));
   EXPECT_FALSE(allows(rules, "antifraud", Op::kRead, Res::kGroup, "settlement"));
   // Settlement cannot forge a validation: only anti-fraud writes pix.payment.validated.
   EXPECT_FALSE(allows(rules, "settlement", Op::kWrite, Res::kTopic, "pix.payment.validated"));

@@ -357,6 +357,65 @@ TEST(LedgerDurability, RefusesAFileOfANewerSchema) {
   EXPECT_THROW(Ledger{file.path()}, std::runtime_error);
 }
 
+TEST(LedgerDuplicates, ARecordedRejectionIsTheAnswerToAnyLaterTransferUnderItsId) {
+  TempDbFile file;
+  Ledger ledger(file.path());
+  ledger.fund({{"alice", 10000}});
+  const auto first = ledger.record_rejection("pay-1", "alice", "bob", 500, "AM02", "v1:aa");
+  EXPECT_EQ(first.outcome, Outcome::kRejected);
+  EXPECT_FALSE(first.duplicate);
+  const auto later = ledger.transfer("pay-1", "alice", "bob", 500, "v1:aa");
+  EXPECT_EQ(later.outcome, Outcome::kRejected);
+  EXPECT_EQ(later.reason_code, "AM02");
+  EXPECT_TRUE(later.duplicate);
+  EXPECT_EQ(ledger.balance("alice"), 10000);
+  EXPECT_EQ(ledger.posting_count(), 2u) << "only the funding was posted";
+  EXPECT_THROW(ledger.record_rejection("pay-2", "alice", "bob", 1, "", ""), std::invalid_argument);
+  expect_books_consistent(file.path());
+}
+
+TEST(LedgerDuplicates, AnIdReusedWithAnotherFingerprintIsAm05AndChangesNothing) {
+  TempDbFile file;
+  Ledger ledger(file.path());
+  ledger.fund({{"alice", 10000}});
+  ASSERT_EQ(ledger.transfer("pay-1", "alice", "bob", 1000, "v1:aa").outcome, Outcome::kSettled);
+  const auto reused = ledger.transfer("pay-1", "alice", "mallory", 9000, "v1:bb");
+  EXPECT_EQ(reused.outcome, Outcome::kRejected);
+  EXPECT_EQ(reused.reason_code, "AM05");
+  EXPECT_TRUE(reused.conflict);
+  EXPECT_EQ(ledger.balance("bob"), 1000);
+  EXPECT_FALSE(ledger.balance("mallory").has_value());
+  // The same payment again is still answered from its record; no fingerprint matches any.
+  EXPECT_TRUE(ledger.transfer("pay-1", "alice", "bob", 1000, "v1:aa").duplicate);
+  EXPECT_FALSE(ledger.transfer("pay-1", "alice", "bob", 1000).conflict);
+  EXPECT_TRUE(ledger.record_rejection("pay-1", "alice", "bob", 1000, "AM02", "v1:cc").conflict);
+  EXPECT_EQ(ledger.payment_count(), 1u);
+  expect_books_consistent(file.path());
+}
+
+TEST(LedgerDurability, AVersion1FileIsMigratedAndItsPaymentsStillAnswer) {
+  TempDbFile file;
+  {
+    Ledger ledger(file.path());
+    ledger.fund({{"alice", 10000}});
+    ledger.transfer("old-1", "alice", "bob", 700);
+  }
+  {
+    // What version 1 wrote: the same tables without payments.fingerprint.
+    storage::Database db(file.path());
+    db.exec("ALTER TABLE payments DROP COLUMN fingerprint; PRAGMA user_version = 1");
+  }
+  Ledger migrated(file.path());
+  const auto again = migrated.transfer("old-1", "alice", "bob", 700, "v1:aa");
+  EXPECT_TRUE(again.duplicate) << "a payment recorded before the fingerprint existed matches any";
+  EXPECT_FALSE(again.conflict);
+  EXPECT_EQ(migrated.transfer("new-1", "alice", "bob", 100, "v1:bb").outcome, Outcome::kSettled);
+  EXPECT_TRUE(migrated.transfer("new-1", "alice", "carol", 100, "v1:cc").conflict);
+  storage::Database db(file.path());
+  EXPECT_EQ(count(db, "PRAGMA user_version"), kLedgerSchemaVersion);
+  expect_books_consistent(file.path());
+}
+
 TEST(LedgerAtomicity, AFailureMidTransferLeavesNothingHalfDone) {
   TempDbFile file;
   bool fail = true;

@@ -37,6 +37,7 @@ TEST(PublishRequest, SeedKafkaExampleIsAccepted) {
   const auto& cmd = std::get<PublishCommand>(r);
   EXPECT_EQ(cmd.topic, domain::Topic::kPaymentRequested);
   EXPECT_EQ(cmd.transaction_id, "12345");
+  EXPECT_EQ(cmd.record_key, "alice") << "requests are keyed by payer: one partition holds a payer's payments";
   EXPECT_EQ(cmd.payload, R"({"transactionId":"12345","amount":100,"payer":"alice","receiver":"bob"})");
 }
 
@@ -69,6 +70,7 @@ TEST(PublishRequest, NumericTransactionIdBecomesItsText) {
   auto r = parse_publish_request(kJson, R"({"topic":"pix.audit.log","value":{"transactionId":42,"action":"x"}})");
   ASSERT_TRUE(std::holds_alternative<PublishCommand>(r));
   EXPECT_EQ(std::get<PublishCommand>(r).transaction_id, "42");
+  EXPECT_EQ(std::get<PublishCommand>(r).record_key, "42") << "other topics stay keyed by transactionId";
 }
 
 TEST(PublishRequest, AmountsTheRulesJudgePassTheGateway) {

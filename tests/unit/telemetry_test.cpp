@@ -94,11 +94,11 @@ TEST(Logging, JsonEscapeKeepsLinesValid) {
 }
 
 TEST(Outbound, KafkaGetsCloudEventsHeadersAndTraceparent) {
-  gateway::PublishCommand cmd{domain::Topic::kPaymentRequested, R"({"transactionId":"12345"})", "12345"};
+  gateway::PublishCommand cmd{domain::Topic::kPaymentRequested, R"({"transactionId":"12345"})", "12345", "alice"};
   auto trace = telemetry::TraceContext::child_of(std::nullopt);
   auto ev =
       gateway::make_outbound_event(std::move(cmd), gateway::BrokerKind::kKafka, "id-1", "/src", trace, 1764347060123);
-  EXPECT_EQ(ev.key, "12345");
+  EXPECT_EQ(ev.key, "alice") << "the record key is the command's record_key";
   EXPECT_EQ(ev.topic, "pix.payment.requested");
   auto header = [&](std::string_view name) {
     for (const auto& h : ev.headers) {
@@ -116,7 +116,7 @@ TEST(Outbound, KafkaGetsCloudEventsHeadersAndTraceparent) {
 }
 
 TEST(Outbound, AmqpUsesTheCloudEventsPrefix) {
-  gateway::PublishCommand cmd{domain::Topic::kNotificationSent, "{}", "1"};
+  gateway::PublishCommand cmd{domain::Topic::kNotificationSent, "{}", "1", "1"};
   auto ev = gateway::make_outbound_event(std::move(cmd), gateway::BrokerKind::kRabbit, "id", "/s",
                                          telemetry::TraceContext::child_of(std::nullopt), 0);
   for (const auto& h : ev.headers) {

@@ -224,7 +224,16 @@ RuleEngine::RuleEngine(RulesConfig config) : config_(std::move(config)) {
 Decision RuleEngine::evaluate(const PaymentRequest& request, Clock::time_point now) {
   const bool remembers = config_.dedupe_capacity > 0 && !request.event_id.empty();
   if (remembers) {
-    if (const auto it = decisions_.find(request.event_id); it != decisions_.end()) return it->second;
+    if (const auto it = decisions_.find(request.event_id); it != decisions_.end()) {
+      const std::string& first = it->second.fingerprint;
+      if (first.empty() || request.fingerprint.empty() || first == request.fingerprint) return it->second.decision;
+      // Another payment under an id already decided: refused, never merged with the first.
+      Decision d;
+      d.amount_cents = request.amount.cents.value_or(0);
+      d.end_to_end_id = request.end_to_end_id.value_or(it->second.decision.end_to_end_id);
+      return reject(std::move(d), kCodeDuplicate, kRuleDuplicate,
+                    "payment id " + request.event_id + " was already decided for a payment with other content");
+    }
   }
 
   // Kafka reports a missing timestamp as -1 ms: any time up to the epoch means "unknown".
@@ -239,9 +248,19 @@ Decision RuleEngine::evaluate(const PaymentRequest& request, Clock::time_point n
     d.end_to_end_id = domain::make_end_to_end_id(config_.ispb, has_time ? request.event_time : now,
                                                  request.event_id.empty() ? request.transaction_id : request.event_id);
   }
-  if (remembers) remember(request.event_id, d);
+  if (remembers) remember(request.event_id, d, request.fingerprint);
   sweep(at);
   return d;
+}
+
+void RuleEngine::restore(const PaymentRequest& request, const Decision& decision, Clock::time_point judged_at) {
+  if (is_duplicate(decision)) return;  // an answer to a reused id, not the payment's decision
+  if (config_.dedupe_capacity > 0 && !request.event_id.empty()) {
+    if (decisions_.contains(request.event_id)) return;
+    remember(request.event_id, decision, request.fingerprint);
+  }
+  if (decision.approved && decision.amount_cents > 0) admit(request.payer, judged_at, decision.amount_cents);
+  sweep(judged_at);
 }
 
 Decision RuleEngine::judge(const PaymentRequest& request, Clock::time_point at) {
@@ -315,15 +334,19 @@ Decision RuleEngine::judge(const PaymentRequest& request, Clock::time_point at) 
                       ", over the limit of " + domain::format_amount(config_.velocity_max_sum_cents));
   }
 
+  admit(request.payer, at, cents);
+  d.approved = true;
+  return d;
+}
+
+void RuleEngine::admit(const std::string& payer, Clock::time_point at, std::int64_t cents) {
   // Approved: the payment joins the payer's window, in time order (events may arrive a little
   // out of order across partitions).
-  PayerWindow& w = velocity_[request.payer];
+  PayerWindow& w = velocity_[payer];
   const auto pos = std::upper_bound(w.payments.begin(), w.payments.end(), at,
                                     [](Clock::time_point t, const Payment& p) { return t < p.at; });
   w.payments.insert(pos, Payment{at, cents});
   w.sum_cents += cents;
-  d.approved = true;
-  return d;
 }
 
 bool RuleEngine::is_blocked(std::string_view id) const {
@@ -363,8 +386,8 @@ void RuleEngine::sweep(Clock::time_point at) {
   }
 }
 
-void RuleEngine::remember(const std::string& event_id, const Decision& decision) {
-  decisions_.emplace(event_id, decision);
+void RuleEngine::remember(const std::string& event_id, const Decision& decision, const std::string& fingerprint) {
+  decisions_.emplace(event_id, Remembered{decision, fingerprint});
   decision_order_.push_back(event_id);
   while (decision_order_.size() > config_.dedupe_capacity) {
     decisions_.erase(decision_order_.front());

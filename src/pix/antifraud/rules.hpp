@@ -91,6 +91,8 @@ struct PaymentRequest {
   std::optional<std::string> end_to_end_id;  ///< as sent; replaced by a made one if not valid
   /// When the payer asked: the limits are judged at this time, not when the event is processed.
   std::chrono::system_clock::time_point event_time;
+  /// domain::payment_fingerprint() of the event's value; "" when unknown (no duplicate check).
+  std::string fingerprint;
 };
 
 /// @brief Extracts and type-checks a request from the event's `value` object.
@@ -110,6 +112,10 @@ inline constexpr std::string_view kCodeOverLimit = "AM02";
 inline constexpr std::string_view kCodeInvalidAccount = "AC03";
 inline constexpr std::string_view kCodeBlocked = "AC06";
 inline constexpr std::string_view kCodeGeneric = "ED05";
+/// A payment id already decided for a payment with other content (domain::kReasonDuplicate).
+inline constexpr std::string_view kCodeDuplicate = "AM05";
+/// The rule name of that rejection.
+inline constexpr std::string_view kRuleDuplicate = "duplicate";
 
 /// @brief The verdict on one request.
 struct Decision {
@@ -136,8 +142,9 @@ struct Decision {
 /// Only approved payments count toward velocity. The window is judged on event times, so a
 /// backlog is judged as it happened; a payment that arrives out of order also counts the payer's
 /// approved payments with later times (erring toward rejection). A redelivered event (same non-empty event id)
-/// gets its first decision back and counts once. Not thread-safe: use one engine per consumer
-/// thread (partition the topic by payer if velocity must see all of a payer's payments).
+/// gets its first decision back and counts once; the same event id with another fingerprint is
+/// rejected AM05 (`duplicate`), counts nothing and leaves the first decision as it was. Not thread-safe: use one engine
+/// per consumer thread (partition the topic by payer if velocity must see all of a payer's payments).
 class RuleEngine {
  public:
   using Clock = std::chrono::system_clock;
@@ -149,6 +156,15 @@ class RuleEngine {
   /// ahead). With no event time, a made endToEndId carries `now`'s minute, so it is stable across
   /// redeliveries only while the event id is remembered.
   Decision evaluate(const PaymentRequest& request, Clock::time_point now);
+
+  /// Takes in a decision made before (by this engine or another replica, read back from the
+  /// output topic): the event id gets it back on redelivery, and an approval joins the payer's
+  /// velocity window at `judged_at` (the time the limits were judged at). A decision for an
+  /// event id already remembered is ignored: the first one stands.
+  void restore(const PaymentRequest& request, const Decision& decision, Clock::time_point judged_at);
+
+  /// True if `decision` is the AM05 answer to a reused event id.
+  static bool is_duplicate(const Decision& decision) noexcept { return decision.rule == kRuleDuplicate; }
 
   /// The config as applied: `blocked` also holds the bare form of punctuated CPF/CNPJ entries.
   const RulesConfig& config() const noexcept { return config_; }
@@ -173,13 +189,19 @@ class RuleEngine {
   bool is_night(Clock::time_point at) const noexcept;
   void prune(PayerWindow& window, Clock::time_point newest) const;
   void sweep(Clock::time_point at);
-  void remember(const std::string& event_id, const Decision& decision);
+  void remember(const std::string& event_id, const Decision& decision, const std::string& fingerprint);
+  void admit(const std::string& payer, Clock::time_point at, std::int64_t cents);
+
+  struct Remembered {
+    Decision decision;
+    std::string fingerprint;
+  };
 
   RulesConfig config_;
   std::unordered_map<std::string, PayerWindow> velocity_;
   Clock::time_point latest_{};      // the latest payment time judged so far
   Clock::time_point last_sweep_{};  // when idle payers were last dropped
-  std::unordered_map<std::string, Decision> decisions_;
+  std::unordered_map<std::string, Remembered> decisions_;
   std::deque<std::string> decision_order_;  // keys of decisions_, oldest first
 };
 

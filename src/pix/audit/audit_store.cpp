@@ -1,6 +1,6 @@
 #include "pix/audit/audit_store.hpp"
 
-#include <openssl/evp.h>
+#include "pix/util/sha256.hpp"
 
 #include <algorithm>
 #include <array>
@@ -60,19 +60,7 @@ std::string chain_hash(std::int64_t seq, std::string_view event_id, std::string_
   append_field(message, std::to_string(recorded_at_ms));
   append_field(message, prev_hash);
 
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_size = 0;
-  if (EVP_Digest(message.data(), message.size(), digest.data(), &digest_size, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("audit: SHA-256 failed in OpenSSL");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * std::size_t{digest_size});
-  for (unsigned int i = 0; i < digest_size; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0x0f]);
-  }
-  return hex;
+  return util::sha256_hex(message);
 }
 
 std::string chain_hash(const AuditEntry& e) {

@@ -46,7 +46,9 @@ struct Header {
 /// @brief One event as it goes on the wire. For AMQP `topic` is the routing key.
 struct OutboundEvent {
   std::string topic;
-  std::string key;      ///< Kafka record key (transactionId); unused by AMQP
+  std::string key;  ///< Kafka record key (the payer on requested events); unused by AMQP
+  /// Kafka partition to write to; -1 (the default) lets the key choose. Unused by AMQP.
+  std::int32_t partition = -1;
   std::string payload;  ///< the `value` JSON, serialized
   std::string id;       ///< event id: AMQP message_id, CloudEvents ce_id
   std::string content_type = "application/json";

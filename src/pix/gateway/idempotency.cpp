@@ -1,6 +1,23 @@
 #include "pix/gateway/idempotency.hpp"
 
+#include <fmt/format.h>
+
+#include "pix/util/sha256.hpp"
+
 namespace pix::gateway {
+
+std::string idempotent_event_id(std::string_view scope, std::string_view key) {
+  // Length-prefixed, so that no scope and key pair reads as another.
+  std::string input = "pix-pubsub/idempotency-key/v1\n" + std::to_string(scope.size()) + ":";
+  input += scope;
+  input += key;
+  std::string h = util::sha256_hex(input).substr(0, 32);
+  h[12] = '8';  // version 8: custom
+  const int nibble = h[16] <= '9' ? h[16] - '0' : h[16] - 'a' + 10;
+  h[16] = "89ab"[nibble & 3];  // variant 10
+  return fmt::format("{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4), h.substr(16, 4),
+                     h.substr(20, 12));
+}
 
 IdempotencyCache::Lookup IdempotencyCache::begin(std::string_view key, std::uint64_t fingerprint,
                                                  Clock::time_point now) {
@@ -15,6 +32,7 @@ IdempotencyCache::Lookup IdempotencyCache::begin(std::string_view key, std::uint
   }
   e = Entry{fingerprint, now + options_.window, false, {}};
   order_.emplace_back(e.expires, it->first);
+  compact_if_stale();
   return {Outcome::kFirst, {}};
 }
 
@@ -29,6 +47,25 @@ void IdempotencyCache::complete(std::string_view key, StoredResponse response) {
 void IdempotencyCache::abandon(std::string_view key) {
   std::lock_guard lock(mutex_);
   entries_.erase(std::string(key));
+  compact_if_stale();
+}
+
+std::size_t IdempotencyCache::rows() const {
+  std::lock_guard lock(mutex_);
+  return order_.size();
+}
+
+void IdempotencyCache::compact_if_stale() {
+  // Each live key has exactly one row whose expiry matches; the rest are stale. Rebuilding is
+  // O(rows) and happens only after as many abandons as there are live keys: amortized O(1).
+  if (order_.size() <= 2 * entries_.size() + 1024) return;
+  std::deque<std::pair<Clock::time_point, std::string>> live;
+  for (auto& row : order_) {
+    if (auto it = entries_.find(row.second); it != entries_.end() && it->second.expires == row.first) {
+      live.push_back(std::move(row));
+    }
+  }
+  order_.swap(live);
 }
 
 std::size_t IdempotencyCache::size() const {

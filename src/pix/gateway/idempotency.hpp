@@ -11,6 +11,15 @@
 
 namespace pix::gateway {
 
+/// The scope of Idempotency-Keys sent without authentication (`--auth none`): one for everyone.
+inline constexpr std::string_view kUnauthenticatedScope = "pix-pubsub:unauthenticated";
+
+/// The event id of a request sent with an Idempotency-Key: a UUID (RFC 9562 version 8) made from
+/// SHA-256 of the caller's scope (its principal) and the key. Every gateway replica, before and
+/// after a restart, gives the same caller's key the same event id, and two callers' keys never
+/// share one; downstream stages de-duplicate by it (docs/guarantees.md).
+std::string idempotent_event_id(std::string_view scope, std::string_view key);
+
 /// @brief A response kept so that a retry can be answered without publishing again.
 struct StoredResponse {
   int status = 0;
@@ -21,7 +30,10 @@ struct StoredResponse {
 ///
 /// Only successes are kept: a key whose first attempt failed (503/504) is forgotten, so the retry
 /// publishes again under the same event id and consumers de-duplicate. Entries live for `window`,
-/// and at most `max_keys` are kept (oldest evicted first). Thread-safe.
+/// and at most `max_keys` are kept (oldest evicted first). The expiry index holds one row per
+/// live key plus the stale rows of abandoned or re-claimed keys; it is compacted whenever the
+/// stale rows outnumber the live ones, so memory stays proportional to the keys held
+/// (rows() shows it). Thread-safe.
 class IdempotencyCache {
  public:
   using Clock = std::chrono::steady_clock;
@@ -53,6 +65,8 @@ class IdempotencyCache {
   void abandon(std::string_view key);
 
   std::size_t size() const;
+  /// Rows of the expiry index, stale ones included: at most 2 x size() + 1024.
+  std::size_t rows() const;
 
  private:
   struct Entry {
@@ -63,6 +77,7 @@ class IdempotencyCache {
   };
 
   void evict(Clock::time_point now);
+  void compact_if_stale();
 
   Options options_;
   mutable std::mutex mutex_;

@@ -9,7 +9,7 @@
 
 namespace pix::gateway {
 
-/// The request's event: record key = transactionId, payload = `value`, CloudEvents headers in the
+/// The request's event: record key = PublishCommand::record_key, payload = `value`, CloudEvents headers in the
 /// broker's binding, `traceparent` continuing the caller's trace.
 broker::OutboundEvent make_outbound_event(PublishCommand&& cmd, BrokerKind broker, std::string event_id,
                                           const std::string& source, const telemetry::TraceContext& trace,

@@ -102,6 +102,8 @@ std::variant<PublishCommand, http::Problem> parse_publish_request(std::string_vi
 
   const auto& id = value.at("transactionId");
   cmd.transaction_id = id.is_string() ? std::string(id.get_string()) : boost::json::serialize(id);
+  cmd.record_key =
+      cmd.topic == domain::Topic::kPaymentRequested ? std::string(value.at("payer").get_string()) : cmd.transaction_id;
   cmd.payload = boost::json::serialize(value);
   return cmd;
 }

@@ -14,7 +14,10 @@ namespace pix::gateway {
 struct PublishCommand {
   domain::Topic topic = domain::kDefaultTopic;
   std::string payload;         ///< the `value` object, compact JSON
-  std::string transaction_id;  ///< `value.transactionId` as text: the Kafka record key
+  std::string transaction_id;  ///< `value.transactionId` as text
+  /// The Kafka record key: the payer on pix.payment.requested (one partition holds all of a
+  /// payer's payments, so one anti-fraud member judges its velocity), the transactionId elsewhere.
+  std::string record_key;
 };
 
 /// True for `application/json` and `application/*+json`, any parameters, any case.

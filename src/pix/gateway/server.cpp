@@ -234,6 +234,8 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
                 [this] { return static_cast<double>(open_connections_.load()); });
   metrics.gauge("pix_idempotency_keys", "Idempotency keys remembered", {},
                 [this] { return static_cast<double>(idempotency_.size()); });
+  metrics.gauge("pix_idempotency_index_rows", "Rows of the Idempotency-Key expiry index, stale ones included", {},
+                [this] { return static_cast<double>(idempotency_.rows()); });
   metrics.describe("pix_auth_rejections_total", "Publish requests refused 401 or 403, by reason", "counter");
   rate_limited_ = &metrics.counter("pix_rate_limited_total", "Requests refused 429 by the per-principal rate limit");
   connections_refused_ = &metrics.counter("pix_http_connections_refused_total",
@@ -725,7 +727,9 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
 
   const std::string topic(domain::topic_name(cmd.topic));
   const domain::Topic cmd_topic = cmd.topic;
-  std::string event_id = key.empty() ? util::uuid_v4() : key;
+  std::string event_id =
+      key.empty() ? util::uuid_v4()
+                  : idempotent_event_id(principal ? std::string_view(principal->name) : kUnauthenticatedScope, key);
   std::optional<telemetry::TraceContext> parent;
   if (auto it = req.find("traceparent"); it != req.end()) parent = telemetry::parse_traceparent(it->value());
   const auto trace = telemetry::TraceContext::child_of(parent);

@@ -49,7 +49,8 @@ std::vector<AclRule> pix_acls(std::string_view topic_prefix, std::string_view de
     std::vector<T> writes;
   };
   for (const Stage& s :
-       {Stage{p.antifraud, {T::kPaymentRequested}, {T::kPaymentValidated}},
+       // Anti-fraud reads its own output back: the verdicts a partition's next owner restores.
+       {Stage{p.antifraud, {T::kPaymentRequested, T::kPaymentValidated}, {T::kPaymentValidated}},
         Stage{p.settlement, {T::kPaymentValidated}, {T::kPaymentSettled}}, Stage{p.notifier, {T::kPaymentSettled}, {}},
         Stage{p.auditor,
               {T::kPaymentRequested, T::kPaymentValidated, T::kPaymentSettled, T::kNotificationSent},

@@ -159,6 +159,11 @@ void KafkaConsumer::on_rebalance(int err, void* partitions) {
     rd_kafka_assign(rk_, parts);
     assigned_ = parts->cnt > 0;
   } else {
+    if (options_.before_revoke) {
+      std::vector<std::pair<std::string, std::int32_t>> revoked;
+      for (int i = 0; i < parts->cnt; ++i) revoked.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+      options_.before_revoke(revoked);
+    }
     // Commit what is finished before the partitions go to another member.
     commit(true);
     spdlog::info("kafka group {}: revoked {} partition(s)", options_.group_id, parts->cnt);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,6 +49,10 @@ struct ConsumerOptions {
   /// librdkafka statistics interval; 0 disables lag reporting.
   int statistics_interval_ms = 5000;
   std::map<std::string, std::string> extra;
+  /// Called on the polling thread when partitions are about to go to another member, before
+  /// what is done is committed: the last chance to finish in-flight work on them, so that the
+  /// next owner starts where this one really stopped.
+  std::function<void(const std::vector<std::pair<std::string, std::int32_t>>&)> before_revoke;
 };
 
 /// @brief Consumer-group member with manual offset commits. Not thread-safe: one thread polls.

@@ -18,6 +18,8 @@ using broker::PublishStatus;
 struct Pending {
   broker::PublishCallback done;
   std::chrono::steady_clock::time_point started;
+  /// A retired producer may have written it: whatever the resend's fate, never "nothing stored".
+  bool may_exist = false;
 };
 
 void delivery_trampoline(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque) {
@@ -135,8 +137,18 @@ void KafkaPublisher::publish(broker::OutboundEvent ev, broker::PublishCallback d
     std::shared_lock lock(producer_mutex_);
     err = rd_kafka_producev(
         producer_, RD_KAFKA_V_TOPIC(ev.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_PARTITION(ev.partition < 0 ? RD_KAFKA_PARTITION_UA : ev.partition),
         RD_KAFKA_V_KEY(ev.key.data(), ev.key.size()), RD_KAFKA_V_VALUE(ev.payload.data(), ev.payload.size()),
         RD_KAFKA_V_TIMESTAMP(ev.timestamp_ms), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR__FATAL && !draining_.load()) {
+      // The producer is being replaced: parked (under the shared lock, so before the swap and
+      // before recreate_producer() collects what is parked), and sent on the new one.
+      Parked p{std::move(ev.topic), ev.partition, std::move(ev.key), std::move(ev.payload), ev.timestamp_ms, headers,
+               pending};
+      std::lock_guard parked_lock(parked_mutex_);
+      parked_.push_back(std::move(p));
+      return;
+    }
   }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(headers);  // ownership passes to librdkafka only on success
@@ -156,20 +168,24 @@ void KafkaPublisher::on_delivery(rd_kafka_t* rk, const void* message) {
   const auto* msg = static_cast<const rd_kafka_message_t*>(message);
   auto* pending = static_cast<Pending*>(msg->_private);
 
-  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR && rk != producer_ && !draining_.load()) {
-    // A retired producer (fatal idempotence error) hands back what it could not deliver:
-    // send it again, same key, value, headers and event id, on the new producer.
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR && !draining_.load() &&
+      (rk != producer_ || rd_kafka_fatal_error(rk, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)) {
+    // A producer with a fatal idempotence error hands back what it could not deliver (it fails
+    // its queue itself, then our purge fails the rest): parked, and sent again on the new producer
+    // by recreate_producer(), same key, value, headers, partition and event id.
     rd_kafka_headers_t* hdrs = nullptr;
-    rd_kafka_headers_t* copy = nullptr;
-    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) copy = rd_kafka_headers_copy(hdrs);
-    std::shared_lock lock(producer_mutex_);
-    const auto err = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(msg->rkt)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(msg->key, msg->key_len),
-                                       RD_KAFKA_V_VALUE(msg->payload, msg->len),
-                                       RD_KAFKA_V_TIMESTAMP(rd_kafka_message_timestamp(msg, nullptr)),
-                                       RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
-    if (copy != nullptr) rd_kafka_headers_destroy(copy);
+    Parked p;
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) p.headers = rd_kafka_headers_copy(hdrs);
+    if (rd_kafka_message_status(msg) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED) pending->may_exist = true;
+    p.topic = rd_kafka_topic_name(msg->rkt);
+    p.partition = msg->partition;
+    if (msg->key) p.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+    if (msg->payload) p.value.assign(static_cast<const char*>(msg->payload), msg->len);
+    p.timestamp_ms = rd_kafka_message_timestamp(msg, nullptr);
+    p.pending = pending;
+    std::lock_guard lock(parked_mutex_);
+    parked_.push_back(std::move(p));
+    return;
   }
 
   PublishResult r;
@@ -180,6 +196,11 @@ void KafkaPublisher::on_delivery(rd_kafka_t* rk, const void* message) {
     r.offset = msg->offset;
   } else {
     r = classify(msg->err, rd_kafka_message_status(msg));
+    if (pending->may_exist) {
+      // The strongest status the event ever had wins: a retired producer may have written it.
+      r.status = PublishStatus::kTimedOut;
+      r.detail += " (resent after a fatal producer error; the first attempt may have been stored)";
+    }
   }
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
   auto cb = std::move(pending->done);
@@ -268,6 +289,11 @@ void KafkaPublisher::control_loop() {
   for (auto& cb : probes) cb(false, "shutting down");
 }
 
+void KafkaPublisher::inject_fatal_error(const char* reason) {
+  std::shared_lock lock(producer_mutex_);
+  rd_kafka_test_fatal_error(producer_, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason);
+}
+
 void KafkaPublisher::recreate_producer() {
   rd_kafka_t* fresh = make_producer();
   rd_kafka_t* old = nullptr;
@@ -280,7 +306,31 @@ void KafkaPublisher::recreate_producer() {
   rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   while (rd_kafka_outq_len(old) > 0) rd_kafka_poll(old, 50);
   rd_kafka_destroy(old);
-  spdlog::info("kafka: producer recreated after fatal error");
+  // Every delivery report of the old producer has been served: what it handed back is parked.
+  std::vector<Parked> parked;
+  {
+    std::lock_guard lock(parked_mutex_);
+    parked.swap(parked_);
+  }
+  std::size_t resent = 0;
+  for (auto& p : parked) {
+    rd_kafka_resp_err_t err;
+    {
+      std::shared_lock lock(producer_mutex_);
+      err = rd_kafka_producev(
+          producer_, RD_KAFKA_V_TOPIC(p.topic.c_str()), RD_KAFKA_V_PARTITION(p.partition),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(p.key.data(), p.key.size()),
+          RD_KAFKA_V_VALUE(p.value.data(), p.value.size()), RD_KAFKA_V_TIMESTAMP(p.timestamp_ms),
+          RD_KAFKA_V_HEADERS(p.headers), RD_KAFKA_V_OPAQUE(p.pending), RD_KAFKA_V_END);
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ++resent;
+      continue;
+    }
+    if (p.headers) rd_kafka_headers_destroy(p.headers);
+    fail_parked(p.pending, std::string("cannot re-send after a fatal producer error: ") + rd_kafka_err2str(err));
+  }
+  spdlog::info("kafka: producer recreated after fatal error; {} undelivered event(s) re-sent", resent);
 }
 
 void KafkaPublisher::probe(broker::ProbeCallback done) {
@@ -293,6 +343,18 @@ void KafkaPublisher::probe(broker::ProbeCallback done) {
     }
   }
   done(false, "shutting down");
+}
+
+void KafkaPublisher::fail_parked(void* opaque, std::string detail) {
+  auto* pending = static_cast<Pending*>(opaque);
+  PublishResult r;
+  r.status = pending->may_exist ? PublishStatus::kTimedOut : PublishStatus::kBrokerUnavailable;
+  r.detail = std::move(detail);
+  if (pending->may_exist) r.detail += " (the first attempt may have been stored)";
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  auto cb = std::move(pending->done);
+  delete pending;
+  cb(std::move(r));
 }
 
 std::size_t KafkaPublisher::drain(std::chrono::milliseconds deadline) {
@@ -310,6 +372,16 @@ std::size_t KafkaPublisher::drain(std::chrono::milliseconds deadline) {
   control_cv_.notify_all();
   if (poller_.joinable()) poller_.join();
   if (control_.joinable()) control_.join();
+  // A fatal error the control thread did not get to handle: what was parked gets a verdict now.
+  std::vector<Parked> parked;
+  {
+    std::lock_guard lock(parked_mutex_);
+    parked.swap(parked_);
+  }
+  for (auto& p : parked) {
+    if (p.headers) rd_kafka_headers_destroy(p.headers);
+    fail_parked(p.pending, "shutting down after a fatal producer error");
+  }
   rd_kafka_destroy(producer_);
   producer_ = nullptr;
   return left;

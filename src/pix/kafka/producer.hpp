@@ -11,10 +11,12 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pix/broker/publisher.hpp"
 
 typedef struct rd_kafka_s rd_kafka_t;
+typedef struct rd_kafka_headers_s rd_kafka_headers_t;
 
 namespace pix::kafka {
 
@@ -52,12 +54,29 @@ class KafkaPublisher final : public broker::Publisher {
   /// True while the last evidence says a broker is reachable.
   bool broker_up() const noexcept { return broker_up_.load(std::memory_order_relaxed); }
 
+  /// For tests: raises a fatal idempotent-producer error (librdkafka's rd_kafka_test_fatal_error),
+  /// as a broker-side sequence error would, so that the recreate path runs.
+  void inject_fatal_error(const char* reason);
+
   // librdkafka callbacks; public only so the C trampolines can reach them.
   void on_delivery(rd_kafka_t* rk, const void* message);
   void on_error(rd_kafka_t* rk, int err, const char* reason);
 
  private:
+  /// An event a producer with a fatal error handed back, waiting for the new producer.
+  struct Parked {
+    std::string topic;
+    std::int32_t partition = -1;
+    std::string key;
+    std::string value;
+    std::int64_t timestamp_ms = 0;
+    rd_kafka_headers_t* headers = nullptr;  ///< owned until handed to the new producer
+    void* pending = nullptr;                ///< the event's callback state
+  };
+
   rd_kafka_t* make_producer();
+  /// Answers a parked event that cannot be re-sent: "may exist" if any attempt may have written it.
+  void fail_parked(void* pending, std::string detail);
   void poll_loop();
   void control_loop();
   void recreate_producer();
@@ -71,6 +90,9 @@ class KafkaPublisher final : public broker::Publisher {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> fatal_{false};
   std::atomic<std::size_t> in_flight_{0};
+
+  std::mutex parked_mutex_;
+  std::vector<Parked> parked_;
 
   std::mutex control_mutex_;
   std::condition_variable control_cv_;

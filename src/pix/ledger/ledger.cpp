@@ -35,7 +35,8 @@ CREATE TABLE payments (
   receiver            TEXT NOT NULL,
   amount_cents        INTEGER NOT NULL,
   payer_balance_after INTEGER NOT NULL,
-  posted_at_ms        INTEGER NOT NULL
+  posted_at_ms        INTEGER NOT NULL,
+  fingerprint         TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE postings (
   id           INTEGER PRIMARY KEY,
@@ -128,8 +129,13 @@ void Ledger::create_schema() {
                              std::to_string(kLedgerSchemaVersion));
   }
   if (version == kLedgerSchemaVersion) return;  // the transaction rolls back: nothing was written
-  db_.exec(schema_sql());
-  open_account(db_, kReserveAccount, 0, now_ms());
+  if (version == 0) {
+    db_.exec(schema_sql());
+    open_account(db_, kReserveAccount, 0, now_ms());
+  } else {
+    // 1 -> 2: payments remember what they were (payments recorded before have none: '').
+    db_.exec("ALTER TABLE payments ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''");
+  }
   db_.exec("PRAGMA user_version = " + std::to_string(kLedgerSchemaVersion));
   tx.commit();
 }
@@ -171,38 +177,49 @@ FundingReport Ledger::fund(const std::vector<std::pair<std::string, std::int64_t
   return report;
 }
 
+std::optional<TransferResult> Ledger::decided(std::string_view dedupe_id, std::string_view fingerprint) {
+  Statement seen =
+      db_.prepare("SELECT outcome, reason_code, payer_balance_after, fingerprint FROM payments WHERE dedupe_id = ?");
+  seen.bind_text(1, dedupe_id);
+  if (!seen.step()) return std::nullopt;
+  const std::string first = seen.column_text(3);
+  if (!first.empty() && !fingerprint.empty() && first != fingerprint) {
+    // The id was decided for another payment: this one is refused, the first stays as it was.
+    return TransferResult{TransferResult::Outcome::kRejected, std::string(kReasonDuplicate), seen.column_int64(2),
+                          false, true};
+  }
+  const bool settled = seen.column_text(0) == kOutcomeSettled;
+  return TransferResult{settled ? TransferResult::Outcome::kSettled : TransferResult::Outcome::kRejected,
+                        seen.column_text(1), seen.column_int64(2), true, false};
+}
+
+void Ledger::record(const PaymentRecord& p) {
+  Statement insert = db_.prepare(
+      "INSERT INTO payments (dedupe_id, outcome, reason_code, payer, receiver, amount_cents, payer_balance_after, "
+      "posted_at_ms, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind_text(1, p.dedupe_id).bind_text(2, p.outcome).bind_text(3, p.reason).bind_text(4, p.payer);
+  insert.bind_text(5, p.receiver).bind_int64(6, p.amount_cents).bind_int64(7, p.payer_after);
+  insert.bind_int64(8, p.at_ms).bind_text(9, p.fingerprint);
+  insert.run();
+}
+
 TransferResult Ledger::transfer(std::string_view dedupe_id, std::string_view payer, std::string_view receiver,
-                                std::int64_t amount_cents) {
+                                std::int64_t amount_cents, std::string_view fingerprint) {
   if (amount_cents <= 0) {
     return {TransferResult::Outcome::kRejected, std::string(kReasonInvalidAmount), balance(payer).value_or(0), false};
   }
 
   const std::int64_t at_ms = now_ms();
   Transaction tx(db_);
+  // Decided before: nothing is written, and tx's rollback on return just releases the write lock.
+  if (auto first = decided(dedupe_id, fingerprint)) return *first;
 
-  {
-    Statement seen = db_.prepare("SELECT outcome, reason_code, payer_balance_after FROM payments WHERE dedupe_id = ?");
-    seen.bind_text(1, dedupe_id);
-    if (seen.step()) {
-      // Nothing was written: tx's rollback on return just releases the write lock.
-      const bool settled = seen.column_text(0) == kOutcomeSettled;
-      return {settled ? TransferResult::Outcome::kSettled : TransferResult::Outcome::kRejected, seen.column_text(1),
-              seen.column_int64(2), true};
-    }
-  }
-
-  auto record = [&](std::string_view outcome, std::string_view reason, std::int64_t payer_after) {
-    Statement insert = db_.prepare(
-        "INSERT INTO payments (dedupe_id, outcome, reason_code, payer, receiver, amount_cents, payer_balance_after, "
-        "posted_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    insert.bind_text(1, dedupe_id).bind_text(2, outcome).bind_text(3, reason).bind_text(4, payer);
-    insert.bind_text(5, receiver).bind_int64(6, amount_cents).bind_int64(7, payer_after).bind_int64(8, at_ms);
-    insert.run();
-  };
-
+  PaymentRecord rec{dedupe_id, kOutcomeRejected, kReasonInsufficientFunds, payer, receiver, amount_cents, 0,
+                    at_ms,     fingerprint};
   const std::int64_t payer_before = read_balance(db_, payer).value_or(0);
   if (payer_before < amount_cents) {
-    record(kOutcomeRejected, kReasonInsufficientFunds, payer_before);
+    rec.payer_after = payer_before;
+    record(rec);
     tx.commit();
     return {TransferResult::Outcome::kRejected, std::string(kReasonInsufficientFunds), payer_before, false};
   }
@@ -223,9 +240,25 @@ TransferResult Ledger::transfer(std::string_view dedupe_id, std::string_view pay
   write_posting(insert_posting, dedupe_id, kKindTransfer, payer, -amount_cents, at_ms);
   write_posting(insert_posting, dedupe_id, kKindTransfer, receiver, amount_cents, at_ms);
   if (options_.before_payment_record) options_.before_payment_record();
-  record(kOutcomeSettled, "", payer_after);
+  rec.outcome = kOutcomeSettled;
+  rec.reason = "";
+  rec.payer_after = payer_after;
+  record(rec);
   tx.commit();
   return {TransferResult::Outcome::kSettled, "", payer_after, false};
+}
+
+TransferResult Ledger::record_rejection(std::string_view dedupe_id, std::string_view payer, std::string_view receiver,
+                                        std::int64_t amount_cents, std::string_view reason_code,
+                                        std::string_view fingerprint) {
+  if (reason_code.empty()) throw std::invalid_argument("ledger: a rejection needs a reason code");
+  Transaction tx(db_);
+  if (auto first = decided(dedupe_id, fingerprint)) return *first;
+  const std::int64_t payer_balance = read_balance(db_, payer).value_or(0);
+  record(
+      {dedupe_id, kOutcomeRejected, reason_code, payer, receiver, amount_cents, payer_balance, now_ms(), fingerprint});
+  tx.commit();
+  return {TransferResult::Outcome::kRejected, std::string(reason_code), payer_balance, false};
 }
 
 std::optional<std::int64_t> Ledger::balance(std::string_view account) {

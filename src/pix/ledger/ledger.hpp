@@ -22,7 +22,11 @@ inline constexpr std::string_view kReasonInsufficientFunds = "AM04";
 /// ISO 20022 reason: the amount is zero or negative.
 inline constexpr std::string_view kReasonInvalidAmount = "AM01";
 /// `PRAGMA user_version` of the schema this code writes.
-inline constexpr std::int64_t kLedgerSchemaVersion = 1;
+/// ISO 20022 reason: the payment id was decided for a payment with other content (Duplication).
+inline constexpr std::string_view kReasonDuplicate = "AM05";
+/// `PRAGMA user_version` of the schema this code writes. A version-1 file is migrated on open
+/// (its payments get an empty fingerprint, which matches any).
+inline constexpr std::int64_t kLedgerSchemaVersion = 2;
 
 /// @brief What fund() did.
 struct FundingReport {
@@ -39,6 +43,9 @@ struct TransferResult {
   std::string reason_code;               ///< empty when settled; "AM04" or "AM01" when rejected
   std::int64_t payer_balance_after = 0;  ///< payer's balance once this payment was decided
   bool duplicate = false;                ///< the dedupe id was decided before: nothing was posted now
+  /// The dedupe id was decided before for a payment with another fingerprint: rejected AM05,
+  /// nothing posted, the first decision untouched.
+  bool conflict = false;
 };
 
 /// @brief Knobs for Ledger; the defaults are what production uses.
@@ -89,15 +96,25 @@ class Ledger {
   ///   so that a redelivery answers the same even if the payer was funded meanwhile; nothing posted.
   /// - otherwise: settled; payer debited, receiver credited (opened at 0 if missing), recorded.
   /// `payer == receiver` settles with two postings that cancel out. A redelivery with the same id
-  /// but different fields gets the first answer: the stored decision is the truth.
+  /// gets the first answer: the stored decision is the truth. When both this call and the stored
+  /// decision have a `fingerprint` and they differ, the id was reused for another payment: the
+  /// answer is rejected AM05 with `conflict` set, and nothing is written.
   TransferResult transfer(std::string_view dedupe_id, std::string_view payer, std::string_view receiver,
-                          std::int64_t amount_cents);
+                          std::int64_t amount_cents, std::string_view fingerprint = {});
+
+  /// Records that the payment was rejected before settlement (by anti-fraud, with its reason), so
+  /// that no later record under the same id can settle it: the first decision is the truth. Nothing
+  /// is posted. Answers like transfer(): the stored decision if the id was decided before (a
+  /// conflict if with another fingerprint). Throws std::invalid_argument for an empty reason.
+  TransferResult record_rejection(std::string_view dedupe_id, std::string_view payer, std::string_view receiver,
+                                  std::int64_t amount_cents, std::string_view reason_code,
+                                  std::string_view fingerprint = {});
 
   /// Balance of `account`, or nullopt if it was never opened.
   std::optional<std::int64_t> balance(std::string_view account);
   /// Sum over all accounts, reserve included. Zero unless the ledger is corrupt.
   std::int64_t total_balance();
-  /// Payments decided (settled or rejected AM04), i.e. dedupe records.
+  /// Payments decided (settled, rejected AM04, or rejected before settlement), i.e. dedupe records.
   std::size_t payment_count();
   /// Postings of all kinds (funding and transfers).
   std::size_t posting_count();
@@ -105,7 +122,14 @@ class Ledger {
   std::vector<std::pair<std::string, std::int64_t>> balances();
 
  private:
+  struct PaymentRecord {
+    std::string_view dedupe_id, outcome, reason, payer, receiver;
+    std::int64_t amount_cents = 0, payer_after = 0, at_ms = 0;
+    std::string_view fingerprint;
+  };
   void create_schema();
+  std::optional<TransferResult> decided(std::string_view dedupe_id, std::string_view fingerprint);
+  void record(const PaymentRecord& p);
 
   LedgerOptions options_;
   storage::Database db_;

@@ -6,7 +6,9 @@
 
 #include "pix/broker/cloud_event.hpp"
 #include "pix/domain/amount.hpp"
+#include "pix/domain/payment_fingerprint.hpp"
 #include "pix/domain/topics.hpp"
+#include "pix/util/sha256.hpp"
 
 namespace pix::saga {
 namespace {
@@ -49,13 +51,83 @@ HandlerResult poison(std::string reason) {
   return r;
 }
 
+std::string reason_code_of(const json::object& value) {
+  const auto* reason = value.if_contains("reason");
+  if (!reason || !reason->is_object()) return {};
+  return string_field(reason->as_object(), "code").value_or("");
+}
+
+std::chrono::system_clock::time_point time_of_ms(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+// Takes one read-back verdict into `engine`; false if it is not a verdict of this stage.
+bool restore_verdict(antifraud::RuleEngine& engine, const kafka::ConsumedRecord& record) {
+  auto parsed = value_object(record);
+  auto* value = std::get_if<json::object>(&parsed);
+  if (!value) return false;
+  const auto payment_id = string_field(*value, "paymentId");
+  const auto status = string_field(*value, "status");
+  const auto requested_at = broker::parse_rfc3339_utc_ms(string_field(*value, "requestedAt").value_or(""));
+  if (!payment_id || (status != "validated" && status != "rejected") || !requested_at) return false;
+  auto request = antifraud::payment_request_from_json(*value, *payment_id, time_of_ms(*requested_at));
+  auto* req = std::get_if<antifraud::PaymentRequest>(&request);
+  if (!req) return false;
+  req->fingerprint = string_field(*value, "fingerprint").value_or("");
+
+  antifraud::Decision d;
+  d.approved = status == "validated";
+  if (const auto* reason = value->if_contains("reason"); reason && reason->is_object()) {
+    d.code = string_field(reason->as_object(), "code").value_or("");
+    d.rule = string_field(reason->as_object(), "rule").value_or("");
+    d.message = string_field(reason->as_object(), "message").value_or("");
+  }
+  if (const auto* cents = value->if_contains("amountCents"); cents && cents->is_int64())
+    d.amount_cents = cents->as_int64();
+  d.end_to_end_id = string_field(*value, "endToEndId").value_or("");
+  // The limits were judged at the request's time, or at the processing time if that was earlier.
+  const auto validated_at = broker::parse_rfc3339_utc_ms(string_field(*value, "validatedAt").value_or(""));
+  const auto judged = validated_at ? std::min(*requested_at, *validated_at) : *requested_at;
+  engine.restore(*req, d, time_of_ms(judged));
+  return true;
+}
+
 }  // namespace
 
 std::string derived_event_id(const std::string& payment_id, std::string_view stage_suffix) {
   return payment_id + ":" + std::string(stage_suffix);
 }
 
-AntifraudHandler::AntifraudHandler(antifraud::RulesConfig rules) : engine_(std::move(rules)) {}
+std::string duplicate_event_id(const std::string& payment_id, std::string_view stage_suffix,
+                               const std::string& fingerprint) {
+  return payment_id + ":" + std::string(stage_suffix) + ":duplicate:" + fingerprint;
+}
+
+AntifraudHandler::AntifraudHandler(antifraud::RulesConfig rules)
+    : AntifraudHandler(AntifraudOptions{std::move(rules), {}, {}}) {}
+
+AntifraudHandler::AntifraudHandler(AntifraudOptions options) : options_(std::move(options)) {}
+
+void AntifraudHandler::forget(std::int32_t partition) {
+  engines_.erase(partition);
+}
+
+antifraud::RuleEngine& AntifraudHandler::engine_for(const kafka::ConsumedRecord& first) {
+  if (auto it = engines_.find(first.partition); it != engines_.end()) return it->second;
+  antifraud::RuleEngine engine(options_.rules);
+  if (options_.verdicts) {
+    // Everything decided on this partition that the first record to judge could need: its own
+    // verdict if it is a redelivery (decided after it was written) and the payer's window.
+    const std::int64_t at = first.timestamp_ms > 0 ? first.timestamp_ms : broker::now_epoch_ms();
+    const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(options_.rules.velocity_window);
+    const std::int64_t since = at - window.count() - options_.clock_margin.count();
+    options_.verdicts(first.partition, since, [&](const kafka::ConsumedRecord& verdict) {
+      if (options_.own && !options_.own(verdict)) return;  // not signed by this stage: forged
+      if (restore_verdict(engine, verdict)) ++restored_;
+    });
+  }
+  return engines_.emplace(first.partition, std::move(engine)).first->second;
+}
 
 HandlerResult AntifraudHandler::operator()(const kafka::ConsumedRecord& record) {
   auto parsed = value_object(record);
@@ -63,13 +135,15 @@ HandlerResult AntifraudHandler::operator()(const kafka::ConsumedRecord& record) 
   json::object value = std::move(std::get<json::object>(parsed));
 
   const std::string payment_id = event_id_of(record);
-  const auto event_time = std::chrono::system_clock::time_point(std::chrono::milliseconds(record.timestamp_ms));
-  auto request = antifraud::payment_request_from_json(value, payment_id, event_time);
+  auto request = antifraud::payment_request_from_json(value, payment_id, time_of_ms(record.timestamp_ms));
   if (auto* err = std::get_if<std::string>(&request)) return poison(*err);
-  const auto decision =
-      engine_.evaluate(std::get<antifraud::PaymentRequest>(request), std::chrono::system_clock::now());
+  auto& req = std::get<antifraud::PaymentRequest>(request);
+  req.fingerprint = domain::payment_fingerprint(value);
+  const auto decision = engine_for(record).evaluate(req, std::chrono::system_clock::now());
+  const bool duplicate = antifraud::RuleEngine::is_duplicate(decision);
 
   value["paymentId"] = payment_id;
+  value["fingerprint"] = req.fingerprint;
   value["status"] = decision.approved ? "validated" : "rejected";
   value["endToEndId"] = decision.end_to_end_id;
   if (decision.amount_cents > 0) {
@@ -83,7 +157,12 @@ HandlerResult AntifraudHandler::operator()(const kafka::ConsumedRecord& record) 
   }
   HandlerResult r;
   r.outputs.push_back(kafka_output(std::string(domain::topic_name(domain::Topic::kPaymentValidated)), record, value,
-                                   derived_event_id(payment_id, "validated"), "/pix-pubsub/antifraud"));
+                                   duplicate ? duplicate_event_id(payment_id, "validated", req.fingerprint)
+                                             : derived_event_id(payment_id, "validated"),
+                                   "/pix-pubsub/antifraud"));
+  // Partition p of the output holds the verdicts on partition p of the input: what a later owner
+  // of p reads back.
+  r.outputs.back().event.partition = record.partition;
   return r;
 }
 
@@ -95,29 +174,65 @@ HandlerResult SettlementHandler::operator()(const kafka::ConsumedRecord& record)
   json::object value = std::move(std::get<json::object>(parsed));
 
   const auto status = string_field(value, "status");
-  if (status == "rejected") return {};  // stopped at validation: nothing moves
-  if (status != "validated") return poison("status must be 'validated' or 'rejected'");
+  if (status != "validated" && status != "rejected") return poison("status must be 'validated' or 'rejected'");
   const auto payment_id = string_field(value, "paymentId");
   const auto payer = string_field(value, "payer");
   const auto receiver = string_field(value, "receiver");
-  const auto* cents = value.if_contains("amountCents");
-  if (!payment_id) return poison("paymentId is missing: not a payment validated by the antifraud stage");
-  if (!payer || !receiver) return poison("payer and receiver are required");
-  if (!cents || !cents->is_int64() || cents->as_int64() <= 0) return poison("amountCents must be a positive integer");
+  const std::string fingerprint = string_field(value, "fingerprint").value_or("");
+  const auto* cents_field = value.if_contains("amountCents");
+  const std::int64_t cents = cents_field && cents_field->is_int64() ? cents_field->as_int64() : 0;
+  if (!payment_id) {
+    if (status == "rejected") return {};  // nothing moves, and nothing names the payment to record
+    return poison("paymentId is missing: not a payment validated by the antifraud stage");
+  }
+  if (!payer || !receiver) {
+    if (status == "rejected") return {};
+    return poison("payer and receiver are required");
+  }
 
-  const auto t = ledger_->transfer(*payment_id, *payer, *receiver, cents->as_int64());
+  const std::string code = reason_code_of(value);
+  ledger::TransferResult t;
+  if (status == "rejected") {
+    if (code != domain::kReasonDuplicate) {
+      // Stopped at validation: nothing moves, but the decision is kept, so that no later record
+      // under this id (a replica's or a forger's) can settle it.
+      ledger_->record_rejection(*payment_id, *payer, *receiver, cents, code.empty() ? "ED05" : code, fingerprint);
+      return {};
+    }
+    t.outcome = ledger::TransferResult::Outcome::kRejected;
+    t.conflict = true;  // anti-fraud saw the id reused: passed on, to be notified
+  } else {
+    if (cents <= 0) return poison("amountCents must be a positive integer");
+    t = ledger_->transfer(*payment_id, *payer, *receiver, cents, fingerprint);
+    // Rejected before settlement the first time (a replica's second verdict, or a forger's):
+    // that decision stands, and it emitted nothing.
+    if (t.duplicate && t.outcome == ledger::TransferResult::Outcome::kRejected &&
+        t.reason_code != ledger::kReasonInsufficientFunds) {
+      return {};
+    }
+  }
+
   json::object out;
   out["paymentId"] = *payment_id;
   out["transactionId"] = value.contains("transactionId") ? value.at("transactionId") : json::value(record.key);
   out["endToEndId"] = value.contains("endToEndId") ? value.at("endToEndId") : json::value("");
   out["payer"] = *payer;
   out["receiver"] = *receiver;
-  out["amountCents"] = cents->as_int64();
-  out["valor"] = domain::format_amount(cents->as_int64());
+  out["amountCents"] = cents;
+  out["valor"] = domain::format_amount(cents);
   if (const auto* k = value.if_contains("receiverKey")) out["receiverKey"] = *k;
   if (const auto* at = value.if_contains("requestedAt")) out["requestedAt"] = *at;
+  if (!fingerprint.empty()) out["fingerprint"] = fingerprint;
   out["settledAt"] = broker::rfc3339_utc_ms(broker::now_epoch_ms());
-  if (t.outcome == ledger::TransferResult::Outcome::kSettled) {
+  std::string id = derived_event_id(*payment_id, "settled");
+  if (t.conflict) {
+    out["status"] = "rejected";
+    out["reason"] = {
+        {"code", domain::kReasonDuplicate},
+        {"rule", antifraud::kRuleDuplicate},
+        {"message", "payment id " + *payment_id + " was already decided for a payment with other content"}};
+    id = duplicate_event_id(*payment_id, "settled", fingerprint);
+  } else if (t.outcome == ledger::TransferResult::Outcome::kSettled) {
     out["status"] = "settled";
   } else {
     out["status"] = "rejected";
@@ -127,7 +242,7 @@ HandlerResult SettlementHandler::operator()(const kafka::ConsumedRecord& record)
   }
   HandlerResult r;
   r.outputs.push_back(kafka_output(std::string(domain::topic_name(domain::Topic::kPaymentSettled)), record, out,
-                                   derived_event_id(*payment_id, "settled"), "/pix-pubsub/settlement"));
+                                   std::move(id), "/pix-pubsub/settlement"));
   return r;
 }
 
@@ -136,8 +251,9 @@ HandlerResult NotifierHandler::operator()(const kafka::ConsumedRecord& record) {
   if (auto* err = std::get_if<std::string>(&parsed)) return poison(*err);
   const json::object& value = std::get<json::object>(parsed);
   const auto status = string_field(value, "status");
-  if (status == "rejected") return {};  // no money moved: nothing to notify
-  if (status != "settled") return poison("status must be 'settled' or 'rejected'");
+  if (status != "settled" && status != "rejected") return poison("status must be 'settled' or 'rejected'");
+  const bool duplicate = status == "rejected" && reason_code_of(value) == domain::kReasonDuplicate;
+  if (status == "rejected" && !duplicate) return {};  // no money moved: nothing to notify
   const auto payment_id = string_field(value, "paymentId");
   const auto valor = string_field(value, "valor");
   if (!payment_id || !valor) return poison("paymentId and valor are required");
@@ -150,7 +266,8 @@ HandlerResult NotifierHandler::operator()(const kafka::ConsumedRecord& record) {
   }
   json::object body;
   body["transactionId"] = tx;
-  body["status"] = "notified";
+  body["status"] = duplicate ? "rejected" : "notified";
+  if (duplicate) body["reason"] = value.at("reason");
   body["paymentId"] = *payment_id;
   body["endToEndId"] = value.contains("endToEndId") ? value.at("endToEndId") : json::value("");
   if (!txid.empty()) body["txid"] = txid;
@@ -163,21 +280,33 @@ HandlerResult NotifierHandler::operator()(const kafka::ConsumedRecord& record) {
 
   HandlerResult r;
   r.outputs.push_back(
-      {Sink::kRabbit, broker::make_cloud_event(
-                          broker::Binding::kAmqp, std::string(domain::topic_name(domain::Topic::kNotificationSent)), tx,
-                          json::serialize(body), derived_event_id(*payment_id, "notified"), "/pix-pubsub/notifier",
-                          child_trace(record.header("traceparent")), broker::now_epoch_ms())});
+      {Sink::kRabbit,
+       broker::make_cloud_event(
+           broker::Binding::kAmqp, std::string(domain::topic_name(domain::Topic::kNotificationSent)), tx,
+           json::serialize(body),
+           duplicate ? duplicate_event_id(*payment_id, "notified", string_field(value, "fingerprint").value_or(""))
+                     : derived_event_id(*payment_id, "notified"),
+           "/pix-pubsub/notifier", child_trace(record.header("traceparent")), broker::now_epoch_ms())});
   return r;
 }
 
 Auditor::Auditor(std::shared_ptr<audit::AuditStore> store) : store_(std::move(store)) {}
 
 broker::OutboundEvent Auditor::audit(const std::string& event_id, const std::string& source, const std::string& payload,
-                                     const std::string& traceparent) {
+                                     const std::string& traceparent, const std::string& event_source) {
+  const bool stage_output = event_source == "/pix-pubsub/antifraud" || event_source == "/pix-pubsub/settlement" ||
+                            event_source == "/pix-pubsub/notifier";
   audit::AppendResult appended;
   {
     std::lock_guard lock(mutex_);
     appended = store_->append(event_id, source, payload, broker::now_epoch_ms());
+    if (!appended.appended && !stage_output && appended.entry.payload != payload) {
+      // Another event under an id already audited (an Idempotency-Key reused for another body):
+      // chained as its own entry, never merged with the first. A redelivery of it is the same
+      // bytes, so it maps to the same entry.
+      appended = store_->append(event_id + ":duplicate:" + util::sha256_hex(payload).substr(0, 16), source, payload,
+                                broker::now_epoch_ms());
+    }
   }
   const auto& e = appended.entry;
   json::error_code ec;
@@ -206,7 +335,8 @@ HandlerResult Auditor::operator()(const kafka::ConsumedRecord& record) {
   const std::string principal = record.header("ce_principal");
   const std::string source = (principal.empty() ? "" : principal + "@") + "kafka:" + record.topic;
   HandlerResult r;
-  r.outputs.push_back({Sink::kKafka, audit(event_id_of(record), source, record.value, record.header("traceparent"))});
+  r.outputs.push_back({Sink::kKafka, audit(event_id_of(record), source, record.value, record.header("traceparent"),
+                                           record.header("ce_source"))});
   return r;
 }
 

@@ -11,6 +11,12 @@ std::string signature_of(const security::DecisionKey& key, const broker::Outboun
   return security::sign_decision(key, security::signing_input(event.topic, event.key, event.id, event.payload));
 }
 
+std::optional<security::SignatureError> verify_record(const security::DecisionVerifier& verifier,
+                                                      const kafka::ConsumedRecord& record) {
+  return verifier.verify(record.header(kSignatureHeaderName),
+                         security::signing_input(record.topic, record.key, record.header("ce_id"), record.value));
+}
+
 Handler with_provenance(std::shared_ptr<const Provenance> provenance, const std::string& stage, Handler inner,
                         telemetry::Registry& metrics) {
   if (!provenance || (!provenance->sign && !provenance->verify)) return inner;
@@ -28,8 +34,7 @@ Handler with_provenance(std::shared_ptr<const Provenance> provenance, const std:
   return [provenance = std::move(provenance), inner = std::move(inner),
           refused](const kafka::ConsumedRecord& record) -> HandlerResult {
     if (provenance->verify) {
-      const auto input = security::signing_input(record.topic, record.key, record.header("ce_id"), record.value);
-      if (const auto error = provenance->verify->verify(record.header(kSignatureHeaderName), input)) {
+      if (const auto error = verify_record(*provenance->verify, record)) {
         refused[static_cast<std::size_t>(*error)]->inc();
         HandlerResult r;
         r.poison_reason = "provenance: " + std::string(security::to_string(*error)) + ": not a decision signed by " +

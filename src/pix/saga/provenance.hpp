@@ -22,6 +22,11 @@ struct Provenance {
 /// The `pix-signature` of an outbound event: over its topic, key, id and payload.
 std::string signature_of(const security::DecisionKey& key, const broker::OutboundEvent& event);
 
+/// Why `record` is not a decision `verifier` accepts (nothing when it is): its `pix-signature`
+/// over its topic, key, `ce_id` and value.
+std::optional<security::SignatureError> verify_record(const security::DecisionVerifier& verifier,
+                                                      const kafka::ConsumedRecord& record);
+
 /// Wraps a handler: an input that does not verify is poison (dead-lettered with the reason,
 /// counted in pix_saga_provenance_refused_total{stage,reason}) and never reaches `inner`;
 /// the Kafka outputs of `inner` get a `pix-signature` header. Apply after the topic prefix,

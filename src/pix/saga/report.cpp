@@ -53,8 +53,10 @@ SagaReport build_report(audit::AuditStore& audit, ledger::Ledger* ledger) {
           ++r.rejected_at_settlement;
           ++r.rejected_by_reason[reason_of(o)];
         }
-      } else if (src.ends_with("pix.notification.sent") && field(o, "status") == "notified") {
-        ++r.notified;
+      } else if (src.ends_with("pix.notification.sent")) {
+        const auto status = field(o, "status");
+        if (status == "notified") ++r.notified;
+        if (status == "rejected") ++r.notified_rejections;
       }
     }
   }
@@ -79,6 +81,8 @@ std::string render_report(const SagaReport& r) {
   out += fmt::format("  {:<34}{:>10}\n", "settled (ledger posted)", r.settled);
   out += fmt::format("  {:<34}{:>10}\n", "rejected at settlement", r.rejected_at_settlement);
   out += fmt::format("  {:<34}{:>10}\n", "notified (RabbitMQ)", r.notified);
+  if (r.notified_rejections)
+    out += fmt::format("  {:<34}{:>10}\n", "duplicates notified (AM05)", r.notified_rejections);
   out += fmt::format("  {:<34}{:>10}\n", "events in the audit chain", r.audited);
   if (!r.rejected_by_reason.empty()) {
     out += "  rejections by reason:\n";
@@ -100,6 +104,7 @@ std::string report_json(const SagaReport& r) {
   o["settled"] = r.settled;
   o["rejectedAtSettlement"] = r.rejected_at_settlement;
   o["notified"] = r.notified;
+  o["notifiedRejections"] = r.notified_rejections;
   o["audited"] = r.audited;
   json::object reasons;
   for (const auto& [k, n] : r.rejected_by_reason) reasons[k] = n;

@@ -20,7 +20,8 @@ struct SagaReport {
   std::size_t settled = 0;
   std::size_t rejected_at_settlement = 0;
   std::size_t notified = 0;
-  std::size_t audited = 0;  ///< entries in the chain
+  std::size_t notified_rejections = 0;  ///< duplicates (AM05) notified as rejected
+  std::size_t audited = 0;              ///< entries in the chain
   bool chain_valid = false;
   std::string chain_detail;
   std::optional<std::int64_t> total_balance;  ///< sum over every account: 0 when money is conserved

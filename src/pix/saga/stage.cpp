@@ -32,6 +32,30 @@ broker::OutboundEvent dead_letter_event(const kafka::ConsumedRecord& record, con
   return ev;
 }
 
+namespace {
+
+/// An output that could not be written, as its dead-letter copy. A copy of a record the broker
+/// found too large would be refused again: it keeps the headers and says what the value was.
+broker::OutboundEvent refused_output_dead_letter(const broker::OutboundEvent& out, const std::string& source,
+                                                 const std::string& stage, const std::string& reason,
+                                                 const std::string& topic) {
+  broker::OutboundEvent ev = out;
+  ev.topic = topic;
+  ev.partition = -1;
+  if (reason.find("too large") != std::string::npos) {
+    ev.payload = R"({"refused":"record too large","bytes":)" + std::to_string(out.payload.size()) + "}";
+  }
+  ev.headers.push_back({"pix_dlq_reason", reason});
+  ev.headers.push_back({"pix_dlq_stage", stage});
+  ev.headers.push_back({"pix_dlq_source", source});
+  ev.headers.push_back({"pix_dlq_target", out.topic});
+  return ev;
+}
+
+constexpr int kStuckAfterAttempts = 5;
+
+}  // namespace
+
 struct KafkaStage::Impl {
   struct PendingRecord {
     std::string topic;
@@ -67,13 +91,46 @@ struct KafkaStage::Impl {
   std::mutex completions_mutex;
   std::vector<Completion> completions;
 
-  std::atomic<bool> stuck{false};
+  // Outputs retried kStuckAfterAttempts times or more, by destination: readiness names them.
+  mutable std::mutex stuck_mutex;
+  std::map<std::string, int> stuck_by_topic;
+  std::atomic<std::size_t> stuck{0};
   std::atomic<std::size_t> in_flight{0};
 
   telemetry::Counter* dead_lettered;
   telemetry::Counter* retried;
   telemetry::Histogram* processing;
   telemetry::Registry& metrics;
+
+  bool closing = false;  // the consumer is being destroyed: its revoke must not touch the stage
+
+  ~Impl() {
+    closing = true;
+    consumer.reset();
+  }
+
+  /// Waits (bounded) until every record consumed has its outputs acknowledged.
+  void finish_in_flight(std::chrono::seconds bound) {
+    const auto deadline = Clock::now() + bound;
+    while (!pending.empty() && Clock::now() < deadline) {
+      handle_completions();
+      if (!pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  void before_revoke(const std::vector<std::pair<std::string, std::int32_t>>& partitions) {
+    if (closing) return;
+    // The next owner re-reads from the committed offset: finishing what is in flight first
+    // keeps the records it redoes few, and lets it read back this member's decisions.
+    finish_in_flight(std::chrono::seconds(10));
+    if (!pending.empty()) {
+      spdlog::warn("{}: giving up {} partition(s) with {} record(s) unfinished; the next owner redoes them",
+                   options.name, partitions.size(), pending.size());
+    }
+    if (options.on_revoked) {
+      for (const auto& [topic, partition] : partitions) options.on_revoked(topic, partition);
+    }
+  }
 
   Impl(StageOptions o, Handler h, broker::Publisher& k, broker::Publisher* r, telemetry::Registry& m)
       : options(std::move(o)), handler(std::move(h)), kafka(k), rabbit(r), metrics(m) {
@@ -87,6 +144,29 @@ struct KafkaStage::Impl {
   }
 
   broker::Publisher& sink(Sink s) { return s == Sink::kRabbit && rabbit ? *rabbit : kafka; }
+
+  void set_stuck(const std::string& topic, bool on) {
+    std::lock_guard lock(stuck_mutex);
+    int& n = stuck_by_topic[topic];
+    n += on ? 1 : -1;
+    if (n <= 0) stuck_by_topic.erase(topic);
+    stuck = stuck_by_topic.size();
+  }
+
+  std::string stuck_detail() const {
+    std::lock_guard lock(stuck_mutex);
+    std::string topics;
+    for (const auto& [topic, n] : stuck_by_topic) topics += (topics.empty() ? "" : ", ") + topic;
+    return topics;
+  }
+
+  /// The output is done with (acknowledged or replaced): forget its attempts.
+  void settle_attempts(std::uint64_t record, std::size_t output, const std::string& topic) {
+    auto a = attempts.find({record, output});
+    if (a == attempts.end()) return;
+    if (a->second >= kStuckAfterAttempts) set_stuck(topic, false);
+    attempts.erase(a);
+  }
 
   void send(std::uint64_t id, std::size_t index) {
     auto& rec = pending.at(id);
@@ -140,19 +220,37 @@ struct KafkaStage::Impl {
       const auto& out = it->second.outputs[c.output];
       if (c.result.status == broker::PublishStatus::kAcked) {
         metrics.counter("pix_stage_produced_total", "", {{"stage", options.name}, {"topic", out.event.topic}}).inc();
-        attempts.erase({c.record, c.output});
+        settle_attempts(c.record, c.output, out.event.topic);
         if (--it->second.outstanding == 0) finish(c.record);
         continue;
       }
-      // Not acknowledged: send again (same event id, so consumers de-duplicate) after a backoff.
       int& attempt = attempts[{c.record, c.output}];
       ++attempt;
+      if (c.result.status == broker::PublishStatus::kRejected && attempt >= options.max_refusals &&
+          out.event.topic != options.dead_letter_topic) {
+        // Refused for good: the output goes to the dead-letter topic instead, and the partition
+        // moves on. (A refused dead-letter copy has nowhere else to go: it is retried below.)
+        const std::string reason = "output refused by the broker " + std::to_string(attempt) +
+                                   " times: " + out.event.topic + ": " + c.result.detail;
+        spdlog::error("{}: {} ({}); dead-lettering it", options.name, reason, out.event.id);
+        dead_lettered->inc();
+        const std::string target = out.event.topic;
+        const auto& rec = it->second;
+        auto dead = refused_output_dead_letter(
+            out.event, rec.topic + "/" + std::to_string(rec.partition) + "@" + std::to_string(rec.offset), options.name,
+            reason, options.dead_letter_topic);
+        settle_attempts(c.record, c.output, target);
+        it->second.outputs[c.output] = Output{Sink::kKafka, std::move(dead)};
+        send(c.record, c.output);
+        continue;
+      }
+      // Not acknowledged: send again (same event id, so consumers de-duplicate) after a backoff.
       const auto backoff = std::min(options.retry_backoff * (1 << std::min(attempt - 1, 8)), options.retry_backoff_max);
       if (attempt == 1 || attempt % 10 == 0) {
         spdlog::warn("{}: output {} to {} not acknowledged ({}: {}); retry {} in {} ms", options.name, out.event.id,
                      out.event.topic, broker::to_string(c.result.status), c.result.detail, attempt, backoff.count());
       }
-      stuck = attempt >= 5;
+      if (attempt == kStuckAfterAttempts) set_stuck(out.event.topic, true);
       retried->inc();
       retries.push_back({Clock::now() + backoff, c.record, c.output, attempt});
     }
@@ -166,7 +264,6 @@ struct KafkaStage::Impl {
         retries.push_back(r);
       }
     }
-    if (retries.empty()) stuck = false;
   }
 };
 
@@ -175,6 +272,8 @@ KafkaStage::KafkaStage(StageOptions options, Handler handler, broker::Publisher&
     : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), kafka, rabbit, metrics)) {
   if (impl_->options.consumer.group_id.empty()) impl_->options.consumer.group_id = impl_->options.name;
   impl_->options.consumer.client_id = impl_->options.name;
+  auto* self = impl_.get();
+  impl_->options.consumer.before_revoke = [self](const auto& partitions) { self->before_revoke(partitions); };
   impl_->consumer = std::make_unique<kafka::KafkaConsumer>(impl_->options.consumer);
   auto* consumer = impl_->consumer.get();
   metrics.gauge("pix_stage_consumer_lag", "Messages behind the end of the assigned partitions (librdkafka statistics)",
@@ -182,12 +281,20 @@ KafkaStage::KafkaStage(StageOptions options, Handler handler, broker::Publisher&
   auto* impl = impl_.get();
   metrics.gauge("pix_stage_in_flight", "Records consumed whose outputs are not all acknowledged yet",
                 {{"stage", impl_->options.name}}, [impl] { return static_cast<double>(impl->in_flight.load()); });
+  metrics.gauge("pix_stage_outputs_stuck", "Destinations with an output retried 5 times or more (not ready meanwhile)",
+                {{"stage", impl_->options.name}}, [impl] { return static_cast<double>(impl->stuck.load()); });
 }
 
 KafkaStage::~KafkaStage() = default;
 
 bool KafkaStage::healthy() const noexcept {
-  return impl_->consumer->assigned() && !impl_->stuck.load();
+  return impl_->consumer->assigned() && impl_->stuck.load() == 0;
+}
+
+std::string KafkaStage::health_detail() const {
+  if (!impl_->consumer->assigned()) return "no partitions assigned yet";
+  if (impl_->stuck.load() > 0) return "outputs to " + impl_->stuck_detail() + " retrying";
+  return {};
 }
 
 void KafkaStage::run(const std::atomic<bool>& stop) {
@@ -207,11 +314,7 @@ void KafkaStage::run(const std::atomic<bool>& stop) {
     }
   }
   // Finish what was started: outputs in flight get their verdicts (retries included), bounded.
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (!s.pending.empty() && Clock::now() < deadline) {
-    s.handle_completions();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  s.finish_in_flight(std::chrono::seconds(10));
   if (!s.pending.empty()) {
     spdlog::warn("{}: stopping with {} records unfinished; they will be consumed again", s.options.name,
                  s.pending.size());

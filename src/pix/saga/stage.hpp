@@ -41,11 +41,22 @@ struct StageOptions {
   std::chrono::milliseconds commit_interval{200};
   std::chrono::milliseconds retry_backoff{200};
   std::chrono::milliseconds retry_backoff_max{5000};
+  /// An output the broker refuses permanently (not authorized, record too large, unknown topic)
+  /// is tried this many times (a just-granted ACL or a topic being created gets that long), then
+  /// dead-lettered with the reason, so that the partition moves on.
+  int max_refusals = 3;
+  /// Called (on the stage's thread) for each partition given to another member, after the
+  /// outputs of its records in flight were acknowledged (bounded wait) and before the commit.
+  std::function<void(const std::string& topic, std::int32_t partition)> on_revoked;
 };
 
 /// @brief Runs one stage until `stop` is set; then finishes in-flight outputs (bounded) and
 /// commits. Outputs that fail retryably are re-sent with the same event id, with backoff,
-/// forever: a record is never committed without its outputs, so nothing is lost.
+/// forever: a record is never committed without its outputs, so nothing is lost. An output
+/// refused permanently StageOptions::max_refusals times goes to the dead-letter topic instead
+/// (the refused output itself, with `pix_dlq_reason`, `pix_dlq_stage` and the input's position in
+/// `pix_dlq_source`), and the record completes; a dead-letter copy that is itself refused is
+/// retried forever (there is nowhere else to put it) and keeps the stage not ready.
 class KafkaStage {
  public:
   /// `rabbit` may be null when the stage has no AMQP outputs.
@@ -57,8 +68,10 @@ class KafkaStage {
 
   void run(const std::atomic<bool>& stop);
 
-  /// The consumer is in its group with partitions, and outputs are not stuck retrying.
+  /// The consumer is in its group with partitions, and no output is stuck retrying.
   bool healthy() const noexcept;
+  /// Why not healthy: "" when healthy, else e.g. "outputs to pix.payment.settled retrying".
+  std::string health_detail() const;
 
  private:
   struct Impl;

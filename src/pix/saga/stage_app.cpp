@@ -18,6 +18,7 @@
 #include "pix/domain/topics.hpp"
 #include "pix/http/admin_server.hpp"
 #include "pix/kafka/client_flags.hpp"
+#include "pix/kafka/partition_reader.hpp"
 #include "pix/kafka/producer.hpp"
 #include "pix/saga/handlers.hpp"
 #include "pix/saga/provenance.hpp"
@@ -181,7 +182,8 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
     consumed.inc();
     // A message without an id gets one from its content, so a redelivery maps to the same entry.
     const std::string id = d->message_id.empty() ? "amqp:" + d->routing_key + ":" + fnv_hex(d->body) : d->message_id;
-    auto ev = auditor.audit(id, "amqp:" + d->routing_key, d->body, d->header("traceparent"));
+    auto ev =
+        auditor.audit(id, "amqp:" + d->routing_key, d->body, d->header("traceparent"), d->header("cloudEvents_source"));
     ev.topic = c.topic_prefix + ev.topic;
     publish(Held{std::move(*d), std::move(ev)});
   }
@@ -238,6 +240,50 @@ std::shared_ptr<const Provenance> load_provenance(StageKind kind, const StageCon
                      : std::string(p->sign ? "" : "; ") + "records not signed by " + upstream + " are acted on");
   }
   return p;
+}
+
+/// Anti-fraud with its verdicts read back from the validated topic (partition p holds the
+/// verdicts on requested partition p, so both topics must have as many partitions), trusting
+/// only records its own key signed, and dropping a partition's state when it is revoked.
+Handler antifraud_handler(const StageConfig& c, antifraud::RulesConfig rules, const Provenance& provenance,
+                          const std::map<std::string, std::string>& kafka_properties, StageOptions& so,
+                          telemetry::Registry& metrics) {
+  kafka::ReaderOptions ro;
+  ro.bootstrap_servers = c.kafka.bootstrap;
+  ro.client_id = c.name + "-verdicts";
+  ro.extra = kafka_properties;
+  auto reader = std::make_shared<kafka::PartitionReader>(ro);
+  const std::string requested = topic(c, domain::Topic::kPaymentRequested);
+  const std::string validated = topic(c, domain::Topic::kPaymentValidated);
+  const auto in = reader->partition_count(requested);
+  const auto out = reader->partition_count(validated);
+  if (in != out) {
+    throw std::invalid_argument(requested + " has " + std::to_string(in) + " partitions and " + validated + " " +
+                                std::to_string(out) +
+                                ": anti-fraud writes each verdict to the partition number it "
+                                "read the request from, so they must be equal (pix-admin topology declares both)");
+  }
+  auto* restored = &metrics.counter("pix_antifraud_verdicts_restored_total",
+                                    "Verdicts read back from pix.payment.validated when a partition was assigned");
+  AntifraudOptions o;
+  o.rules = std::move(rules);
+  o.verdicts = [reader, validated, restored, name = c.name](
+                   std::int32_t partition, std::int64_t since_ms,
+                   const std::function<void(const kafka::ConsumedRecord&)>& each) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto n = reader->read_since(validated, partition, since_ms, each);
+    restored->inc(n);
+    spdlog::info("{}: {}/{}: {} earlier verdict(s) read back in {:.3f} s", name, validated, partition, n,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  if (provenance.sign) {
+    auto own =
+        std::make_shared<security::DecisionVerifier>(std::vector<security::DecisionKey>{*provenance.sign}, c.name);
+    o.own = [own](const kafka::ConsumedRecord& r) { return !verify_record(*own, r).has_value(); };
+  }
+  auto handler = std::make_shared<AntifraudHandler>(std::move(o));
+  so.on_revoked = [handler](const std::string&, std::int32_t partition) { handler->forget(partition); };
+  return [handler](const kafka::ConsumedRecord& r) { return (*handler)(r); };
 }
 
 }  // namespace
@@ -404,7 +450,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
           rules = *loaded.config;
         }
         so.consumer.topics = {topic(c, domain::Topic::kPaymentRequested)};
-        handler = AntifraudHandler(std::move(rules));
+        handler = antifraud_handler(c, std::move(rules), *provenance, *kafka_properties, so, metrics);
         break;
       }
       case StageKind::kSettlement: {
@@ -436,7 +482,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
                             [&stage, &kafka_out, rabbit_ptr]() -> std::pair<bool, std::string> {
                               if (!kafka_out.broker_up()) return {false, "kafka unreachable"};
                               if (rabbit_ptr && !rabbit_ptr->connected()) return {false, "rabbitmq unreachable"};
-                              if (!stage.healthy()) return {false, "no partitions assigned yet, or outputs retrying"};
+                              if (!stage.healthy()) return {false, stage.health_detail()};
                               return {true, "consuming"};
                             });
     spdlog::info("{} started: consuming {} as group {}; admin on http://{}:{}", c.name, so.consumer.topics.front(),

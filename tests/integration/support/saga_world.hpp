@@ -15,6 +15,7 @@
 #include "pix/saga/report.hpp"
 #include "pix/security/token_issuer.hpp"
 #include "support/http_client.hpp"
+#include "support/kafka_test_consumer.hpp"
 #include "support/secure_env.hpp"
 #include "support/service_process.hpp"
 
@@ -26,8 +27,10 @@ inline constexpr int kSagaDemoAccounts = 5;                      // alice..erin,
 
 class SagaWorld {
  public:
-  /// Plain brokers, or the secure profile when `secure` is given.
-  explicit SagaWorld(std::optional<SecureEnv> secure = std::nullopt);
+  /// Plain brokers, or the secure profile when `secure` is given; `topic_config` adds topic
+  /// settings by (unprefixed) topic name, e.g. {"pix.payment.validated", {{"max.message.bytes", "2000"}}}.
+  explicit SagaWorld(std::optional<SecureEnv> secure = std::nullopt,
+                     const std::map<std::string, std::map<std::string, std::string>>& topic_config = {});
   ~SagaWorld();
   SagaWorld(const SagaWorld&) = delete;
   SagaWorld& operator=(const SagaWorld&) = delete;
@@ -36,24 +39,42 @@ class SagaWorld {
   /// The key file `stage` (antifraud, settlement) signs its decisions with.
   std::string decision_key(const std::string& stage) const;
   std::string audit_db() const;
-  void start_stage(const std::string& stage);
+  /// Starts (or restarts, on the same files) replica `replica` of `stage` in its usual group, or
+  /// in `group` when given; replica 1 is named `stage`, the others `stage#N` (see stage()).
+  void start_stage(const std::string& stage, int replica = 1, const std::string& group = "");
   void start_all();
   ServiceProcess& stage(const std::string& name) { return *stages_.at(name); }
+  /// More command-line arguments for every start of `stage` from now on.
+  void add_stage_args(const std::string& stage, std::vector<std::string> args) {
+    auto& a = extra_args_[stage];
+    a.insert(a.end(), args.begin(), args.end());
+  }
+  /// Anti-fraud's rules file (JSON, as --rules takes it); call before its first start.
+  void set_antifraud_rules(const std::string& json);
+  /// Starts one more gateway like the first (same topics, same auth); returns its index.
+  std::size_t start_gateway();
+  ServiceProcess& gateway(std::size_t i) { return *gateways_.at(i); }
+  /// kill -9 of gateway `i`, then the same gateway again.
+  void restart_gateway(std::size_t i);
   const std::string& prefix() const { return prefix_; }
+  /// The world's RabbitMQ exchange and queues (plain brokers: names of its own).
+  const amqp::TopologyOptions& rabbit_topology() const { return rabbit_; }
   bool secure() const { return secure_.has_value(); }
   /// The test restarts RabbitMQ: the queues settle before the destructor deletes them.
   void broker_restarted() { broker_restarted_ = true; }
 
-  /// A client of the gateway (HTTPS with the profile's CA when secure).
-  std::unique_ptr<HttpClient> api_client() const;
-  /// POSTs a payment body to /kafka (with a bearer token when secure).
-  Reply post(HttpClient& client, const std::string& body) const;
+  /// A client of gateway `i` (HTTPS with the profile's CA when secure).
+  std::unique_ptr<HttpClient> api_client(std::size_t i = 0) const;
+  /// POSTs a payment body to /kafka (with a bearer token when secure), plus `headers`.
+  Reply post(HttpClient& client, const std::string& body, const std::map<std::string, std::string>& headers = {}) const;
 
   /// librdkafka properties of `component` (empty on the plain brokers) and the bootstrap.
   std::map<std::string, std::string> kafka_properties(const std::string& component) const;
   std::string bootstrap() const;
 
   saga::SagaReport report() const;
+  /// Every record on the world's pix.dlq, all partitions.
+  std::vector<KafkaRecord> dead_letters() const;
   /// Polls until `done(report)` or the timeout; returns the last report.
   template <typename Pred>
   saga::SagaReport wait_for(Pred done, std::chrono::seconds timeout) const {
@@ -69,7 +90,8 @@ class SagaWorld {
   }
 
  private:
-  std::vector<std::string> stage_args(const std::string& stage) const;
+  std::vector<std::string> stage_args(const std::string& stage, int replica, const std::string& group) const;
+  std::vector<std::string> gateway_args() const;
   std::map<std::string, std::string> env_of(const std::string& component) const;
   bool stores_exist() const;
 
@@ -81,7 +103,9 @@ class SagaWorld {
   std::optional<security::TokenIssuer> issuer_;
   std::string token_;
   bool broker_restarted_ = false;
-  std::unique_ptr<GatewayProcess> api_;
+  std::vector<std::unique_ptr<GatewayProcess>> gateways_;
+  std::string rules_file_;
+  std::map<std::string, std::vector<std::string>> extra_args_;
   std::map<std::string, std::unique_ptr<StageProcess>> stages_;
 };
 
