@@ -86,7 +86,8 @@ TEST_F(KafkaFatalError, TheRecreatedProducerDeliversWhatTheOldOneHadNot) {
   }
   // Every acknowledged event is in the topic (a resend may add a copy: consumers de-duplicate).
   std::set<std::string> stored;
-  for (const auto& rec : read_partition(kafka_bootstrap(), topic_, 0, 0, 1'000'000, 5s)) stored.insert(rec.header("ce_id"));
+  for (const auto& rec : read_partition(kafka_bootstrap(), topic_, 0, 0, 1'000'000, 5s))
+    stored.insert(rec.header("ce_id"));
   for (const auto& id : acked) EXPECT_TRUE(stored.contains(id)) << id << " was acknowledged but is not stored";
   // And the new producer goes on working.
   Verdicts after(1);

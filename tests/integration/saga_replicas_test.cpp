@@ -78,8 +78,7 @@ TEST(SagaReplicas, ReplicasKilledMidRunKeepEveryVerdictEveryPayersLimitAndOneEff
     for (int i = first; i < total; i += 2) {
       const int payer = 1 + i % kPayers;
       // Companies (PJ): no night limit, so the verdicts do not depend on the hour the test runs.
-      const auto body =
-          saga_payment("rep-" + std::to_string(i), "\"2.00\"", payer, 10 + payer, R"(,"payerType":"PJ")");
+      const auto body = saga_payment("rep-" + std::to_string(i), "\"2.00\"", payer, 10 + payer, R"(,"payerType":"PJ")");
       const std::map<std::string, std::string> key{{"Idempotency-Key", "rep-" + std::to_string(i)}};
       int status = 0;
       for (int attempt = 0; attempt < 20 && status != 200; ++attempt) {
@@ -154,8 +153,7 @@ TEST(SagaReplicas, ReplicasKilledMidRunKeepEveryVerdictEveryPayersLimitAndOneEff
     EXPECT_EQ(approved_by_payer[name], kVelocityMax) << name << ": the velocity limit did not hold across replicas";
   }
 
-  r = world.wait_for(
-      [&](const saga::SagaReport& s) { return s.settled >= approvals && s.notified >= approvals; }, 60s);
+  r = world.wait_for([&](const saga::SagaReport& s) { return s.settled >= approvals && s.notified >= approvals; }, 60s);
   EXPECT_EQ(r.settled, approvals) << "a payment was settled twice, or one decided as rejected was settled";
   EXPECT_EQ(r.notified, approvals) << "a notification was lost or sent twice";
   EXPECT_TRUE(r.chain_valid) << r.chain_detail;

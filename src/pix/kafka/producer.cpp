@@ -143,7 +143,12 @@ void KafkaPublisher::publish(broker::OutboundEvent ev, broker::PublishCallback d
     if (err == RD_KAFKA_RESP_ERR__FATAL && !draining_.load()) {
       // The producer is being replaced: parked (under the shared lock, so before the swap and
       // before recreate_producer() collects what is parked), and sent on the new one.
-      Parked p{std::move(ev.topic), ev.partition, std::move(ev.key), std::move(ev.payload), ev.timestamp_ms, headers,
+      Parked p{std::move(ev.topic),
+               ev.partition,
+               std::move(ev.key),
+               std::move(ev.payload),
+               ev.timestamp_ms,
+               headers,
                pending};
       std::lock_guard parked_lock(parked_mutex_);
       parked_.push_back(std::move(p));
@@ -317,11 +322,10 @@ void KafkaPublisher::recreate_producer() {
     rd_kafka_resp_err_t err;
     {
       std::shared_lock lock(producer_mutex_);
-      err = rd_kafka_producev(
-          producer_, RD_KAFKA_V_TOPIC(p.topic.c_str()), RD_KAFKA_V_PARTITION(p.partition),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(p.key.data(), p.key.size()),
-          RD_KAFKA_V_VALUE(p.value.data(), p.value.size()), RD_KAFKA_V_TIMESTAMP(p.timestamp_ms),
-          RD_KAFKA_V_HEADERS(p.headers), RD_KAFKA_V_OPAQUE(p.pending), RD_KAFKA_V_END);
+      err = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(p.topic.c_str()), RD_KAFKA_V_PARTITION(p.partition),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(p.key.data(), p.key.size()),
+                              RD_KAFKA_V_VALUE(p.value.data(), p.value.size()), RD_KAFKA_V_TIMESTAMP(p.timestamp_ms),
+                              RD_KAFKA_V_HEADERS(p.headers), RD_KAFKA_V_OPAQUE(p.pending), RD_KAFKA_V_END);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++resent;
