@@ -7,16 +7,20 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "pix/amqp/client_flags.hpp"
 #include "pix/amqp/topology.hpp"
 #include "pix/amqp/url.hpp"
+#include "pix/audit/audit_anchor.hpp"
 #include "pix/domain/topics.hpp"
 #include "pix/kafka/acls.hpp"
 #include "pix/kafka/admin.hpp"
 #include "pix/kafka/client_flags.hpp"
+#include "pix/kafka/partition_reader.hpp"
 #include "pix/saga/handlers.hpp"
 #include "pix/saga/report.hpp"
 #include "pix/security/decision_signature.hpp"
@@ -43,6 +47,85 @@ int write_decision_key(const std::string& stage, const std::string& path) {
   return 0;
 }
 
+/// @brief Where verify-audit reads the chain's anchor from: the cluster and the topic.
+struct AnchorSource {
+  std::string bootstrap;
+  std::map<std::string, std::string> properties;  ///< client_properties() of the Kafka flags
+  std::string topic;                              ///< <prefix>pix.audit.log
+};
+
+/// The anchor announced on `source.topic`: of the last record of each partition, the one with the
+/// highest seq (records that announce nothing are skipped). Nullopt when nothing is announced.
+/// Throws std::runtime_error naming the topic when it cannot be read (unreachable, not
+/// authorized, no such topic): "could not read" must never pass for "nothing announced".
+std::optional<pix::audit::AuditAnchor> read_anchor(const AnchorSource& source) {
+  pix::kafka::ReaderOptions options;
+  options.bootstrap_servers = source.bootstrap;
+  options.client_id = "pix-admin";
+  options.extra = source.properties;
+  pix::kafka::PartitionReader reader(std::move(options));
+  std::optional<pix::audit::AuditAnchor> best;
+  const std::int32_t partitions = reader.partition_count(source.topic);
+  for (std::int32_t p = 0; p < partitions; ++p) {
+    const pix::kafka::Watermarks w = reader.watermarks(source.topic, p);
+    if (w.high <= w.low) continue;  // empty, or retention dropped everything
+    reader.read(source.topic, p, w.high - 1, w.high, [&](const pix::kafka::ConsumedRecord& r) {
+      auto anchor = pix::audit::parse_anchor(r.value);
+      if (!anchor) return;
+      anchor->origin =
+          source.topic + " (partition " + std::to_string(r.partition) + ", offset " + std::to_string(r.offset) + ")";
+      if (!best || anchor->seq > best->seq) best = std::move(anchor);
+    });
+  }
+  return best;
+}
+
+/// verify-audit: walks the chain and, given `anchor_source`, checks its tail against what the
+/// auditor announced. Returns 0 (intact), 1 (the anchor could not be read) or 3 (broken,
+/// truncated or rewritten); a store that cannot be opened throws.
+int verify_audit(const std::string& audit_db, const std::optional<AnchorSource>& anchor_source) {
+  // The anchor before the store: the auditor appends an entry before it announces it, so the
+  // store read afterwards holds every entry announced so far, even while the auditor runs.
+  std::optional<pix::audit::AuditAnchor> anchor;
+  if (anchor_source) {
+    try {
+      anchor = read_anchor(*anchor_source);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pix-admin: cannot read the audit chain's anchor on %s, the tail is unchecked: %s\n",
+                   anchor_source->topic.c_str(), e.what());
+      return 1;
+    }
+  }
+  pix::audit::AuditStore store(audit_db);
+  const auto r = store.verify([](std::size_t done) { std::fprintf(stderr, "  ... %zu entries verified\n", done); });
+  if (!r.ok) {
+    std::printf("audit chain BROKEN at seq %lld: %s (%zu entries before it are intact)\n",
+                static_cast<long long>(r.first_broken_seq.value_or(-1)), r.reason.c_str(), r.entries);
+    return 3;
+  }
+  if (!anchor_source) {
+    std::printf("audit chain OK: %zu entries\n", r.entries);
+    return 0;
+  }
+  const pix::audit::AnchorVerdict v = pix::audit::check_anchor(store, anchor);
+  switch (v.status) {
+    case pix::audit::AnchorStatus::kNoAnchor:
+      std::printf("audit chain OK: %zu entries; no anchor yet: %s announces no entry (checked as a file only)\n",
+                  r.entries, anchor_source->topic.c_str());
+      return 0;
+    case pix::audit::AnchorStatus::kReached:
+      std::printf("audit chain OK: %zu entries, anchored: %s\n", r.entries, v.detail.c_str());
+      return 0;
+    case pix::audit::AnchorStatus::kTruncated:
+      std::printf("audit chain TRUNCATED: %s (its %zu entries are intact)\n", v.detail.c_str(), r.entries);
+      return 3;
+    case pix::audit::AnchorStatus::kDiverged:
+      std::printf("audit chain REWRITTEN: %s\n", v.detail.c_str());
+      return 3;
+  }
+  return 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,6 +133,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   pix::kafka::ClientFlags kafka_flags;
+  std::string topic_prefix;
   pix::amqp::ClientFlags rabbit_flags;
   std::string exchange = "pix";
   int partitions = 3;
@@ -67,7 +151,6 @@ int main(int argc, char** argv) {
   topology->add_option("--replication-factor", replication, "replicas per partition (-1: min(3, brokers))")
       ->envname("PIX_TOPIC_REPLICATION")
       ->capture_default_str();
-  std::string topic_prefix;
   pix::util::add_topic_prefix_option(*topology, topic_prefix);
   std::string queue_prefix;
   bool remove = false;
@@ -91,8 +174,16 @@ int main(int argc, char** argv) {
   report->add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
   report->add_option("--ledger-db", ledger_db, "the settlement ledger (optional)")->envname("PIX_LEDGER_DB");
   report->add_flag("--json", as_json, "print JSON");
-  auto* verify = app.add_subcommand("verify-audit", "re-walk the audit hash chain; report the first broken link");
+  auto* verify = app.add_subcommand("verify-audit",
+                                    "re-walk the audit hash chain; report the first broken link (and, with "
+                                    "--anchor-kafka, a tail cut off)");
   verify->add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
+  bool anchor_kafka = false;
+  verify->add_flag("--anchor-kafka", anchor_kafka,
+                   "also check the chain's tail against the entries the auditor announced on pix.audit.log "
+                   "(exit 3 if cut off or rewritten, 1 if the topic cannot be read)");
+  pix::kafka::add_client_flags(*verify, kafka_flags);
+  pix::util::add_topic_prefix_option(*verify, topic_prefix);
 
   std::string key_stage, key_out;
   auto* decision_key = app.add_subcommand(
@@ -107,15 +198,19 @@ int main(int argc, char** argv) {
   try {
     if (*decision_key) return write_decision_key(key_stage, key_out);
     if (*verify) {
-      pix::audit::AuditStore store(audit_db);
-      const auto r = store.verify([](std::size_t done) { std::fprintf(stderr, "  ... %zu entries verified\n", done); });
-      if (r.ok) {
-        std::printf("audit chain OK: %zu entries\n", r.entries);
-        return 0;
+      std::optional<AnchorSource> anchor_source;
+      if (anchor_kafka) {
+        std::string option_error;
+        auto properties = pix::kafka::client_properties(kafka_flags, option_error);
+        if (!properties) {
+          std::fprintf(stderr, "pix-admin: %s\n", option_error.c_str());
+          return 2;
+        }
+        anchor_source =
+            AnchorSource{kafka_flags.bootstrap, std::move(*properties),
+                         topic_prefix + std::string(pix::domain::topic_name(pix::domain::Topic::kAuditLog))};
       }
-      std::printf("audit chain BROKEN at seq %lld: %s (%zu entries before it are intact)\n",
-                  static_cast<long long>(r.first_broken_seq.value_or(-1)), r.reason.c_str(), r.entries);
-      return 3;
+      return verify_audit(audit_db, anchor_source);
     }
     if (*report) {
       pix::audit::AuditStore store(audit_db);

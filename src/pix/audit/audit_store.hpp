@@ -22,8 +22,9 @@
 ///
 /// What the chain proves: any edit, insertion or deletion before the last entry is detected by
 /// verify(), unless the editor also rewrites every later hash (the chain is unkeyed), and
-/// dropping entries from the end is not detectable from the file alone. Anchor last().hash
-/// somewhere else (a log, a published event) to close both gaps.
+/// dropping entries from the end is not detectable from the file alone. The auditor announces each
+/// entry's seq and hash on pix.audit.log, and audit_anchor.hpp checks the store against that
+/// anchor (`pix-admin verify-audit --anchor-kafka`) to close both gaps.
 
 #include "pix/storage/sqlite.hpp"
 
