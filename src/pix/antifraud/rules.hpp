@@ -18,6 +18,7 @@
 
 #include "pix/domain/amount.hpp"
 #include "pix/domain/end_to_end_id.hpp"
+#include "pix/domain/payment_fingerprint.hpp"
 
 namespace pix::antifraud {
 
@@ -113,7 +114,7 @@ inline constexpr std::string_view kCodeInvalidAccount = "AC03";
 inline constexpr std::string_view kCodeBlocked = "AC06";
 inline constexpr std::string_view kCodeGeneric = "ED05";
 /// A payment id already decided for a payment with other content (domain::kReasonDuplicate).
-inline constexpr std::string_view kCodeDuplicate = "AM05";
+inline constexpr std::string_view kCodeDuplicate = domain::kReasonDuplicate;
 /// The rule name of that rejection.
 inline constexpr std::string_view kRuleDuplicate = "duplicate";
 

@@ -1,6 +1,7 @@
 #pragma once
 /// @file The settlement ledger: double-entry postings in SQLite, each payment posted at most once.
 
+#include "pix/domain/payment_fingerprint.hpp"
 #include "pix/storage/sqlite.hpp"
 
 #include <cstddef>
@@ -23,7 +24,7 @@ inline constexpr std::string_view kReasonInsufficientFunds = "AM04";
 inline constexpr std::string_view kReasonInvalidAmount = "AM01";
 /// `PRAGMA user_version` of the schema this code writes.
 /// ISO 20022 reason: the payment id was decided for a payment with other content (Duplication).
-inline constexpr std::string_view kReasonDuplicate = "AM05";
+inline constexpr std::string_view kReasonDuplicate = domain::kReasonDuplicate;
 /// `PRAGMA user_version` of the schema this code writes. A version-1 file is migrated on open
 /// (its payments get an empty fingerprint, which matches any).
 inline constexpr std::int64_t kLedgerSchemaVersion = 2;

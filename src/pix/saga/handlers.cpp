@@ -15,6 +15,11 @@ namespace {
 
 namespace json = boost::json;
 
+// The CloudEvents sources of the stages' outputs: the auditor knows a re-emitted output by them.
+constexpr std::string_view kAntifraudSource = "/pix-pubsub/antifraud";
+constexpr std::string_view kSettlementSource = "/pix-pubsub/settlement";
+constexpr std::string_view kNotifierSource = "/pix-pubsub/notifier";
+
 /// The record's value as a JSON object, or an error for the dead-letter topic.
 std::variant<json::object, std::string> value_object(const kafka::ConsumedRecord& record) {
   json::error_code ec;
@@ -159,7 +164,7 @@ HandlerResult AntifraudHandler::operator()(const kafka::ConsumedRecord& record) 
   r.outputs.push_back(kafka_output(std::string(domain::topic_name(domain::Topic::kPaymentValidated)), record, value,
                                    duplicate ? duplicate_event_id(payment_id, "validated", req.fingerprint)
                                              : derived_event_id(payment_id, "validated"),
-                                   "/pix-pubsub/antifraud"));
+                                   std::string(kAntifraudSource)));
   // Partition p of the output holds the verdicts on partition p of the input: what a later owner
   // of p reads back.
   r.outputs.back().event.partition = record.partition;
@@ -242,7 +247,7 @@ HandlerResult SettlementHandler::operator()(const kafka::ConsumedRecord& record)
   }
   HandlerResult r;
   r.outputs.push_back(kafka_output(std::string(domain::topic_name(domain::Topic::kPaymentSettled)), record, out,
-                                   std::move(id), "/pix-pubsub/settlement"));
+                                   std::move(id), std::string(kSettlementSource)));
   return r;
 }
 
@@ -286,7 +291,7 @@ HandlerResult NotifierHandler::operator()(const kafka::ConsumedRecord& record) {
            json::serialize(body),
            duplicate ? duplicate_event_id(*payment_id, "notified", string_field(value, "fingerprint").value_or(""))
                      : derived_event_id(*payment_id, "notified"),
-           "/pix-pubsub/notifier", child_trace(record.header("traceparent")), broker::now_epoch_ms())});
+           std::string(kNotifierSource), child_trace(record.header("traceparent")), broker::now_epoch_ms())});
   return r;
 }
 
@@ -294,8 +299,8 @@ Auditor::Auditor(std::shared_ptr<audit::AuditStore> store) : store_(std::move(st
 
 broker::OutboundEvent Auditor::audit(const std::string& event_id, const std::string& source, const std::string& payload,
                                      const std::string& traceparent, const std::string& event_source) {
-  const bool stage_output = event_source == "/pix-pubsub/antifraud" || event_source == "/pix-pubsub/settlement" ||
-                            event_source == "/pix-pubsub/notifier";
+  const bool stage_output =
+      event_source == kAntifraudSource || event_source == kSettlementSource || event_source == kNotifierSource;
   audit::AppendResult appended;
   {
     std::lock_guard lock(mutex_);
