@@ -7,6 +7,8 @@
 # starts Kafka and RabbitMQ if they are not running, declares the topology, and
 # runs ctest by label; `all` and `integration` then run the benchmark smoke run and the offline
 # deployment checks (scripts/deploy/validate.sh). Leaves the brokers running (./pix down stops them).
+# `integration` and `all` also need the trace backend (scripts/local/jaeger.sh): its first build
+# on a machine runs in the background while the C++ builds; a Jaeger the tests start, they stop.
 # `all` and `secure` also start a secure broker pair of the tests' own (Kafka SASL_SSL with ACLs,
 # RabbitMQ AMQPS with per-user permissions; state in $PIX_STATE/secure-test, ports 29392/29393,
 # 26671/26681/26691, so a running ./pix up --secure is left alone), run the `secure` label
@@ -25,6 +27,14 @@ case "$what" in
 esac
 
 t0="$(now_us)"
+# The trace backend's first build on this machine (~17 min cold) overlaps the rest of the setup.
+jaeger_build_pid=""
+if [[ "$what" == integration || "$what" == all ]] && ! "$here/jaeger.sh" path >/dev/null 2>&1; then
+    mkdir -p "$PIX_LOGS"
+    step "building the trace backend in the background (log: $PIX_LOGS/jaeger-build-bg.log)"
+    "$here/jaeger.sh" build >"$PIX_LOGS/jaeger-build-bg.log" 2>&1 &
+    jaeger_build_pid=$!
+fi
 "$here/deps.sh"
 "$here/lint.sh"
 "$here/build.sh" debug
@@ -45,7 +55,25 @@ stop_secure() {
     step "stopping the secure test brokers"
     env "${secure_env[@]}" "$here/brokers.sh" down | sed 's/^/    /'
 }
-trap stop_secure EXIT
+jaeger_ours=0
+stop_jaeger() {
+    ((jaeger_ours)) || return 0
+    jaeger_ours=0
+    "$here/jaeger.sh" stop | sed 's/^/    /'
+}
+trap 'stop_secure; stop_jaeger' EXIT
+
+# A Jaeger on 127.0.0.1 for the tracing tests: the one running, or one of the tests' own.
+start_jaeger() {
+    if [[ -n "$jaeger_build_pid" ]]; then
+        step "waiting for the trace backend's build (tail -f $PIX_LOGS/jaeger-build-bg.log)"
+        wait "$jaeger_build_pid" || die "the trace backend did not build: see $PIX_LOGS/jaeger-build-bg.log"
+        jaeger_build_pid=""
+    fi
+    "$here/jaeger.sh" status >/dev/null 2>&1 || jaeger_ours=1
+    "$here/jaeger.sh" start | sed 's/^/    /'
+    export PIX_OTLP_ENDPOINT="http://127.0.0.1:4318" PIX_JAEGER_URL="http://127.0.0.1:16686"
+}
 
 run_secure_tests() {
     step "secure profile: Kafka SASL_SSL + ACLs and RabbitMQ AMQPS + permissions, of the tests' own"
@@ -73,14 +101,16 @@ if [[ "$what" == secure ]]; then
 fi
 if [[ "$what" == integration || "$what" == all ]]; then
     PIX_SKIP_DEPS=1 "$here/brokers.sh" up
+    start_jaeger
     step "declaring the topology"
     "$root/build/debug/src/pix-admin" topology | sed 's/^/    /'
     export PIX_KAFKA_BOOTSTRAP="${PIX_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
     export PIX_RABBIT_URL="${PIX_RABBIT_URL:-amqp://guest:guest@127.0.0.1:5672/}"
     # These brokers are ours: tests may stop and restart them to check recovery.
     export PIX_TEST_BROKER_CONTROL="${PIX_TEST_BROKER_CONTROL:-1}"
-    step "integration tests against Kafka $PIX_KAFKA_BOOTSTRAP and RabbitMQ (ctest -L integration)"
+    step "integration tests against Kafka $PIX_KAFKA_BOOTSTRAP, RabbitMQ and Jaeger (ctest -L integration)"
     ctest --preset integration
+    stop_jaeger
     [[ "$what" == all ]] && run_secure_tests
     step "bench/run.py's own logic (bench/run_test.py)"
     PYTHONDONTWRITEBYTECODE=1 python3 "$root/bench/run_test.py" 2>&1 | sed 's/^/    /'

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -17,6 +18,7 @@
 #include "pix/amqp/url.hpp"
 #include "pix/audit/audit_anchor.hpp"
 #include "pix/domain/topics.hpp"
+#include "pix/http/client.hpp"
 #include "pix/kafka/acls.hpp"
 #include "pix/kafka/admin.hpp"
 #include "pix/kafka/client_flags.hpp"
@@ -24,6 +26,7 @@
 #include "pix/saga/handlers.hpp"
 #include "pix/saga/report.hpp"
 #include "pix/security/decision_signature.hpp"
+#include "pix/telemetry/trace_view.hpp"
 
 namespace {
 
@@ -126,6 +129,201 @@ int verify_audit(const std::string& audit_db, const std::optional<AnchorSource>&
   return 3;
 }
 
+/// @brief `pix-admin trace`'s flags.
+struct TraceOptions {
+  std::string id;  ///< a trace id, or a PIX transactionId
+  std::string jaeger = "http://127.0.0.1:16686";
+  std::string lookback = "24h";
+  int width = 30;
+  bool json = false;
+};
+
+/// @brief Jaeger's HTTP query API: where it is, as parsed and as the user wrote it.
+struct JaegerApi {
+  pix::http::Url base;  ///< target: the query API's base path, without a trailing '/'
+  std::string text;     ///< the base URL for messages, without a trailing '/'
+
+  std::string url_of(const std::string& target) const { return text + target; }
+};
+
+/// A trace answer can be a whole saga's spans: far more than a JWKS document.
+constexpr std::size_t kMaxTraceAnswerBytes = 32u << 20;
+constexpr std::string_view kNotFoundHint =
+    "  (spans reach Jaeger a few seconds after the request, and only from services run with tracing enabled:\n"
+    "  OTEL_EXPORTER_OTLP_ENDPOINT set)\n";
+
+const CLI::Validator kJaegerUrl(
+    [](std::string& text) {
+      std::string error;
+      if (!pix::http::parse_url(text, error)) return "not an http(s) URL: " + error;
+      return text.find('?') == std::string::npos ? std::string() : "the query API's base URL takes no query: " + text;
+    },
+    "URL");
+
+const CLI::Validator kLookback(
+    [](std::string& text) {
+      return pix::telemetry::parse_lookback(text) ? std::string()
+                                                  : "not a lookback (a count and m, h, d or w, at most 52w): " + text;
+    },
+    "DURATION");
+
+CLI::App* add_trace_command(CLI::App& app, TraceOptions& o) {
+  auto* cmd = app.add_subcommand("trace", "print one payment's trace from Jaeger as a waterfall");
+  cmd->add_option("id", o.id,
+                  "a trace id (32 lowercase hex), or a PIX transactionId: the traces whose spans carry it as "
+                  "pix.transaction_id, searched in every service")
+      ->required();
+  cmd->add_option("--jaeger", o.jaeger, "Jaeger's HTTP query API")
+      ->envname("PIX_JAEGER_URL")
+      ->check(kJaegerUrl)
+      ->capture_default_str();
+  cmd->add_option("--lookback", o.lookback, "how far back a transactionId is searched (30m, 1h, 24h, 2d, 1w)")
+      ->check(kLookback)
+      ->capture_default_str();
+  cmd->add_option("--width", o.width, "cells of the timeline bar")->check(CLI::Range(10, 200))->capture_default_str();
+  cmd->add_flag("--json", o.json, "print Jaeger's JSON answer instead of the waterfall");
+  return cmd;
+}
+
+JaegerApi jaeger_api(const std::string& text) {
+  std::string error;
+  JaegerApi api{*pix::http::parse_url(text, error), text};  // kJaegerUrl has accepted it
+  while (!api.text.empty() && api.text.back() == '/') api.text.pop_back();
+  while (!api.base.target.empty() && api.base.target.back() == '/') api.base.target.pop_back();
+  return api;
+}
+
+pix::http::ClientResponse jaeger_get(const JaegerApi& api, const std::string& target) {
+  pix::http::ClientRequest request;
+  request.url = api.base;
+  request.url.target = api.base.target + target;
+  request.headers = {{"Accept", "application/json"}};
+  request.max_response_bytes = kMaxTraceAnswerBytes;
+  return pix::http::send_request(request);
+}
+
+/// Exit 2: Jaeger gave no answer, or one that is not a success.
+int backend_error(const JaegerApi& api, const std::string& target, const pix::http::ClientResponse& r) {
+  std::string why = r.error;
+  if (r.status != 0) {
+    const auto reported = pix::telemetry::parse_jaeger_traces(r.body).error;
+    why = "HTTP " + std::to_string(r.status) + ": " + (reported.empty() ? r.body.substr(0, 200) : reported);
+  }
+  std::fprintf(stderr, "pix-admin: Jaeger at %s: %s\n", api.url_of(target).c_str(), why.c_str());
+  return 2;
+}
+
+void print_waterfalls(const std::vector<pix::telemetry::Trace>& traces, const TraceOptions& o) {
+  for (std::size_t i = 0; i < traces.size(); ++i) {
+    std::fputs(((i ? "\n" : "") + pix::telemetry::render_waterfall(traces[i], {o.width})).c_str(), stdout);
+  }
+}
+
+int show_trace(const JaegerApi& api, const TraceOptions& o) {
+  const std::string target = "/api/traces/" + o.id;
+  const auto r = jaeger_get(api, target);
+  if (r.status != 200 && r.status != 404) return backend_error(api, target, r);
+  const auto answer = pix::telemetry::parse_jaeger_traces(r.body);
+  if (answer.traces.empty()) {
+    if (r.status == 200 && !answer.error.empty()) return backend_error(api, target, r);
+    std::fprintf(stderr, "pix-admin: Jaeger at %s has no trace %s\n%s", api.text.c_str(), o.id.c_str(),
+                 kNotFoundHint.data());
+    return 1;
+  }
+  if (o.json) {
+    std::printf("%s\n", r.body.c_str());
+  } else {
+    print_waterfalls(answer.traces, o);
+  }
+  return 0;
+}
+
+/// The services Jaeger has spans of, but its own; nullopt (reported) when it cannot say.
+std::optional<std::vector<std::string>> traced_services(const JaegerApi& api) {
+  const std::string target = "/api/services";
+  const auto r = jaeger_get(api, target);
+  if (r.status != 200) {
+    backend_error(api, target, r);
+    return std::nullopt;
+  }
+  std::string error;
+  auto services = pix::telemetry::parse_jaeger_services(r.body, error);
+  if (!services) {
+    std::fprintf(stderr, "pix-admin: Jaeger at %s: %s\n", api.url_of(target).c_str(), error.c_str());
+    return std::nullopt;
+  }
+  std::erase_if(*services, [](const std::string& s) { return s == "jaeger" || s.starts_with("jaeger-"); });
+  return services;
+}
+
+/// @brief What searching every service for a transaction found, and how many searches failed.
+struct TransactionSearch {
+  std::vector<pix::telemetry::Trace> traces;  ///< distinct, most recent first
+  int failures = 0;
+};
+
+TransactionSearch search_transaction(const JaegerApi& api, const std::vector<std::string>& services,
+                                     const TraceOptions& o) {
+  const auto now_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  TransactionSearch out;
+  for (const auto& service : services) {
+    const auto target = pix::telemetry::transaction_search_target(service, o.id, o.lookback, now_us);
+    const auto r = jaeger_get(api, target);
+    auto answer = r.status == 200 ? pix::telemetry::parse_jaeger_traces(r.body) : pix::telemetry::JaegerTraces{};
+    if (r.status != 200 || (answer.traces.empty() && !answer.error.empty())) {
+      backend_error(api, target, r);
+      ++out.failures;
+      continue;
+    }
+    std::move(answer.traces.begin(), answer.traces.end(), std::back_inserter(out.traces));
+  }
+  out.traces = pix::telemetry::distinct_most_recent_first(std::move(out.traces));
+  return out;
+}
+
+int show_transaction(const JaegerApi& api, const TraceOptions& o) {
+  const auto services = traced_services(api);
+  if (!services) return 2;
+  const auto found = search_transaction(api, *services, o);
+  if (found.traces.empty()) {
+    if (found.failures > 0) return 2;
+    std::string names;
+    for (const auto& s : *services) names += (names.empty() ? "" : ", ") + s;
+    std::fprintf(stderr,
+                 "pix-admin: no trace with pix.transaction_id=%s in the last %s among the %zu services %s knows%s\n%s",
+                 o.id.c_str(), o.lookback.c_str(), services->size(), api.text.c_str(),
+                 names.empty() ? "" : (" (" + names + ")").c_str(), kNotFoundHint.data());
+    return 1;
+  }
+  const std::size_t n = found.traces.size();
+  std::fprintf(o.json ? stderr : stdout,
+               "%zu trace%s with pix.transaction_id=%s in the last %s (most recent first)\n%s", n, n == 1 ? "" : "s",
+               o.id.c_str(), o.lookback.c_str(), o.json ? "" : "\n");
+  if (o.json) {
+    std::printf("%s\n", pix::telemetry::jaeger_answer_json(found.traces).c_str());
+  } else {
+    print_waterfalls(found.traces, o);
+  }
+  if (found.failures > 0) {
+    std::fprintf(stderr, "pix-admin: %d of %zu services could not be searched: there may be more traces\n",
+                 found.failures, services->size());
+  }
+  return 0;
+}
+
+/// trace: 0 printed at least one trace, 1 none found, 2 Jaeger unreachable or failing.
+int run_trace(const TraceOptions& o) {
+  try {
+    const JaegerApi api = jaeger_api(o.jaeger);
+    return pix::telemetry::is_trace_id(o.id) ? show_trace(api, o) : show_transaction(api, o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pix-admin: trace: %s\n", e.what());
+    return 2;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,8 +391,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"antifraud", "settlement"}));
   decision_key->add_option("--out", key_out, "the key file to create")->required();
 
+  TraceOptions trace_options;
+  auto* trace = add_trace_command(app, trace_options);
+
   CLI11_PARSE(app, argc, argv);
 
+  if (*trace) return run_trace(trace_options);
   try {
     if (*decision_key) return write_decision_key(key_stage, key_out);
     if (*verify) {

@@ -15,6 +15,7 @@
 #include "pix/gateway/server.hpp"
 #include "pix/telemetry/logging.hpp"
 #include "pix/telemetry/metrics.hpp"
+#include "pix/telemetry/tracer.hpp"
 
 int main(int argc, char** argv) {
   auto parsed = pix::gateway::parse_gateway_config(argc, argv);
@@ -27,10 +28,11 @@ int main(int argc, char** argv) {
 
   try {
     pix::telemetry::Registry metrics;
+    auto tracer = pix::telemetry::tracer_from_env(config.service_name(), metrics);
     auto publisher = pix::gateway::make_publisher(config);
 
     boost::asio::io_context io(config.io_threads);
-    pix::gateway::Server server(io, config, *publisher, metrics);
+    pix::gateway::Server server(io, config, *publisher, metrics, tracer.get());
     server.listen();
     server.start();
     spdlog::info("{} listening on {}://{}:{}{} ({})", config.service_name(), config.scheme(), config.listen_address,
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
       spdlog::error("{} events had no broker verdict at shutdown", left);
       exit_code = 1;
     }
+    if (!tracer->flush(std::chrono::seconds(5))) spdlog::warn("tracing: spans still queued at exit were dropped");
     spdlog::info("stopped cleanly");
     return exit_code;
   } catch (const std::exception& e) {

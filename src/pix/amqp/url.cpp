@@ -4,6 +4,8 @@
 #include <string>
 #include <system_error>
 
+#include "pix/util/text.hpp"
+
 namespace pix::amqp {
 
 namespace detail {
@@ -11,31 +13,6 @@ namespace {
 
 constexpr std::string_view kScheme = "amqp://";
 constexpr std::string_view kTlsScheme = "amqps://";
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> percent_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return std::nullopt;
-    const int hi = hex_value(in[i + 1]);
-    const int lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
-}
 
 // Keeps redacted() output re-parseable: the characters that would end a component are escaped.
 std::string percent_encode(std::string_view in) {
@@ -106,12 +83,12 @@ AmqpUrlParse parse_amqp_url(std::string_view text) {
     const std::string_view userinfo = authority.substr(0, at);
     host_port = authority.substr(at + 1);
     const auto colon = userinfo.find(':');
-    auto user = detail::percent_decode(userinfo.substr(0, colon));
+    auto user = util::percent_decode(userinfo.substr(0, colon));
     if (!user) return fail("AMQP URL user contains an invalid percent escape");
     if (user->empty()) return fail("AMQP URL has an empty user name before '@'");
     url.user = std::move(*user);
     if (colon != std::string_view::npos) {
-      auto password = detail::percent_decode(userinfo.substr(colon + 1));
+      auto password = util::percent_decode(userinfo.substr(colon + 1));
       if (!password) return fail("AMQP URL password contains an invalid percent escape");
       url.password = std::move(*password);
     }
@@ -158,7 +135,7 @@ AmqpUrlParse parse_amqp_url(std::string_view text) {
     if (path.find('/') != std::string_view::npos) {
       return fail("AMQP URL vhost must be one path segment; write '/' inside it as %2F");
     }
-    auto vhost = detail::percent_decode(path);
+    auto vhost = util::percent_decode(path);
     if (!vhost) return fail("AMQP URL vhost contains an invalid percent escape");
     url.vhost = std::move(*vhost);
   }

@@ -2,6 +2,16 @@
 
 namespace pix::broker {
 
+void OutboundEvent::set_header(std::string_view name, std::string value) {
+  for (auto& h : headers) {
+    if (h.name == name) {
+      h.value = std::move(value);
+      return;
+    }
+  }
+  headers.push_back({std::string(name), std::move(value)});
+}
+
 std::string_view to_string(PublishStatus s) noexcept {
   switch (s) {
     case PublishStatus::kAcked:

@@ -54,6 +54,9 @@ struct OutboundEvent {
   std::string content_type = "application/json";
   std::int64_t timestamp_ms = 0;  ///< event time, ms since the Unix epoch
   std::vector<Header> headers;    ///< already prefixed (ce_* / cloudEvents_*) plus traceparent
+
+  /// Replaces the header's value (the first of that name), or adds it.
+  void set_header(std::string_view name, std::string value);
 };
 
 /// @brief Called exactly once per publish, on a broker thread; must not block.

@@ -9,15 +9,10 @@
 #include <cctype>
 
 #include "pix/domain/event_validation.hpp"
+#include "pix/util/text.hpp"
 
 namespace pix::gateway {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -38,7 +33,7 @@ http::Problem invalid_field(std::string field, std::string detail) {
 }  // namespace
 
 bool is_json_media_type(std::string_view content_type) noexcept {
-  std::string_view essence = trim(content_type.substr(0, content_type.find(';')));
+  std::string_view essence = util::trim_blanks(content_type.substr(0, content_type.find(';')));
   if (iequals(essence, "application/json")) return true;
   constexpr std::string_view kPrefix = "application/";
   constexpr std::string_view kSuffix = "+json";

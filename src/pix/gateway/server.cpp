@@ -193,11 +193,12 @@ bool valid_idempotency_key(std::string_view key) {
 }  // namespace
 
 Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
-               telemetry::Registry& metrics)
+               telemetry::Registry& metrics, telemetry::Tracer* tracer)
     : io_(io),
       config_(config),
       publisher_(publisher),
       metrics_(metrics),
+      tracer_(tracer ? *tracer : disabled_tracer_),
       idempotency_({config.idempotency_window, config.idempotency_max_keys}),
       tls_(config.tls.enabled() ? std::make_unique<TlsContextSource>(config.tls) : nullptr),
       auth_(config.auth.required ? std::make_unique<Authenticator>(config.auth) : nullptr),
@@ -210,6 +211,7 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
                                 "Requests answered from the Idempotency-Key window without publishing")) {
   const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
   telemetry::register_build_info(metrics, config.service_name());
+  telemetry::describe_tracing_metrics(metrics);  // exported with tracing off too: dashboards see zeros
   static_assert(static_cast<std::size_t>(broker::PublishStatus::kNacked) + 1 == kStatuses);
   metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
   for (std::size_t r = 0; r < kRoutes; ++r) {
@@ -564,7 +566,11 @@ awaitable<Response> Server::handle(const Request& req, const Connection& conn) {
       res = problem_response(req, method_not_allowed(req.method_string(), "POST"), path);
       res.set(bhttp::field::allow, "POST");
     } else {
-      res = co_await handle_publish(req, conn);
+      // Only the publishing route is traced: probes and scrapes would bury the payments.
+      telemetry::Span span = server_span(req, conn);
+      res = co_await handle_publish(req, conn, span);
+      span.set("http.response.status_code", std::int64_t{res.result_int()});
+      if (res.result_int() >= 500) span.set_error(std::to_string(res.result_int()) + " " + std::string(res.reason()));
     }
   } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     route = path == "/healthz" ? Route::kHealthz : path == "/readyz" ? Route::kReadyz : Route::kMetrics;
@@ -656,10 +662,30 @@ std::optional<Response> Server::admit(const Request& req, const Connection& conn
   return std::nullopt;
 }
 
-awaitable<Response> Server::handle_publish(const Request& req, const Connection& conn) {
+telemetry::Span Server::server_span(const Request& req, const Connection& conn) {
+  std::optional<telemetry::TraceContext> parent;
+  if (auto it = req.find("traceparent"); it != req.end()) parent = telemetry::parse_traceparent(it->value());
+  telemetry::Span span = tracer_.start("POST " + config_.route(), telemetry::SpanKind::kServer, parent);
+  if (span.recording()) {
+    span.set("http.request.method", "POST")
+        .set("http.route", config_.route())
+        .set("url.scheme", config_.scheme())
+        .set("url.path", config_.route())
+        .set("client.address", conn.peer)
+        .set("server.port", std::int64_t{port()})
+        .set("network.protocol.version", req.version() == 11 ? "1.1" : "1.0");
+    if (auto it = req.find(bhttp::field::user_agent); it != req.end()) {
+      span.set("user_agent.original", std::string(it->value()));
+    }
+  }
+  return span;
+}
+
+awaitable<Response> Server::handle_publish(const Request& req, const Connection& conn, telemetry::Span& span) {
   const std::string instance = config_.route();
   std::optional<Principal> principal;
   if (auto refused = admit(req, conn, principal)) co_return std::move(*refused);
+  if (principal) span.set("enduser.id", principal->name);
   auto parsed = parse_publish_request(req[bhttp::field::content_type], req.body());
   if (auto* problem = std::get_if<http::Problem>(&parsed)) co_return problem_response(req, *problem, instance);
   PublishCommand& cmd = std::get<PublishCommand>(parsed);
@@ -730,14 +756,28 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   std::string event_id =
       key.empty() ? util::uuid_v4()
                   : idempotent_event_id(principal ? std::string_view(principal->name) : kUnauthenticatedScope, key);
-  std::optional<telemetry::TraceContext> parent;
-  if (auto it = req.find("traceparent"); it != req.end()) parent = telemetry::parse_traceparent(it->value());
-  const auto trace = telemetry::TraceContext::child_of(parent);
   std::string transaction_id = cmd.transaction_id;
+  span.set("pix.transaction_id", transaction_id).set("pix.event_id", event_id).set("pix.topic", topic);
+  // The PRODUCER span's context is what the event carries in `traceparent`.
+  const bool kafka = config_.broker == BrokerKind::kKafka;
+  telemetry::Span send = span.child("send " + topic, telemetry::SpanKind::kProducer);
+  const auto trace = send.context();
 
   auto event =
       make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, broker::now_epoch_ms());
-  if (config_.broker == BrokerKind::kKafka) event.topic.insert(0, config_.topic_prefix);
+  if (kafka) event.topic.insert(0, config_.topic_prefix);
+  if (send.recording()) {
+    send.set("messaging.system", kafka ? "kafka" : "rabbitmq")
+        .set("messaging.operation.type", "send")
+        .set("messaging.operation.name", "send")
+        .set("messaging.message.id", event_id)
+        .set("messaging.destination.name", kafka ? event.topic : config_.exchange);
+    if (kafka) {
+      send.set("messaging.kafka.message.key", event.key);
+    } else {
+      send.set("messaging.rabbitmq.destination.routing_key", event.topic);
+    }
+  }
   // Who asked, as a CloudEvents extension attribute: the audit trail and every stage see it.
   if (principal) {
     event.headers.push_back(
@@ -750,6 +790,11 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   publishes_[static_cast<std::size_t>(cmd_topic)][static_cast<std::size_t>(result.status)]->inc();
 
   if (result.status == broker::PublishStatus::kAcked) {
+    if (kafka) {
+      send.set("messaging.destination.partition.id", std::to_string(result.partition))
+          .set("messaging.kafka.offset", std::int64_t{result.offset});
+    }
+    send.end();
     boost::json::object o;
     o["status"] = "published";
     o["broker"] = broker;
@@ -771,6 +816,8 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   }
 
   if (!key.empty()) idempotency_.abandon(key);
+  send.set_error(std::string(broker::to_string(result.status)) + ": " + result.detail);
+  send.end();
   http::Problem p;
   p.detail = result.detail;
   switch (result.status) {
@@ -798,7 +845,10 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
       p.retry_after_s = config_.retry_after_s;
       break;
   }
-  if (p.status >= 500) spdlog::warn("publish {} to {} failed: {} ({})", event_id, topic, p.type, result.detail);
+  if (p.status >= 500) {
+    const telemetry::ActiveSpan active(span);  // the log line carries the trace's ids
+    spdlog::warn("publish {} to {} failed: {} ({})", event_id, topic, p.type, result.detail);
+  }
   co_return problem_response(req, p, instance);
 }
 

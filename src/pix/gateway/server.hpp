@@ -23,6 +23,7 @@
 #include "pix/gateway/rate_limiter.hpp"
 #include "pix/gateway/tls_context.hpp"
 #include "pix/telemetry/metrics.hpp"
+#include "pix/telemetry/tracer.hpp"
 
 namespace pix::gateway {
 
@@ -38,8 +39,9 @@ using Response = boost::beast::http::response<boost::beast::http::string_body>;
 /// Connection: close), then report.
 class Server {
  public:
+  /// `tracer` null: spans propagate context and record nothing.
   Server(boost::asio::io_context& io, const GatewayConfig& config, broker::Publisher& publisher,
-         telemetry::Registry& metrics);
+         telemetry::Registry& metrics, telemetry::Tracer* tracer = nullptr);
   ~Server();
 
   /// Bind and listen. Throws std::system_error when the address is taken.
@@ -67,7 +69,9 @@ class Server {
   template <typename Stream>
   boost::asio::awaitable<void> serve(std::shared_ptr<Connection> conn, Stream& stream);
   boost::asio::awaitable<Response> handle(const Request& req, const Connection& conn);
-  boost::asio::awaitable<Response> handle_publish(const Request& req, const Connection& conn);
+  /// `span` is the request's SERVER span; the publish is its PRODUCER child.
+  boost::asio::awaitable<Response> handle_publish(const Request& req, const Connection& conn, telemetry::Span& span);
+  telemetry::Span server_span(const Request& req, const Connection& conn);
   /// 401 / 429 before the body is even parsed, or nullopt with `principal` set (or left empty
   /// when authentication is off).
   std::optional<Response> admit(const Request& req, const Connection& conn, std::optional<Principal>& principal);
@@ -94,6 +98,8 @@ class Server {
   GatewayConfig config_;
   broker::Publisher& publisher_;
   telemetry::Registry& metrics_;
+  telemetry::Tracer disabled_tracer_;
+  telemetry::Tracer& tracer_;
   IdempotencyCache idempotency_;
   std::unique_ptr<TlsContextSource> tls_;
   std::unique_ptr<Authenticator> auth_;

@@ -8,6 +8,7 @@
 #include "pix/domain/amount.hpp"
 #include "pix/domain/payment_fingerprint.hpp"
 #include "pix/domain/topics.hpp"
+#include "pix/telemetry/tracer.hpp"
 #include "pix/util/sha256.hpp"
 
 namespace pix::saga {
@@ -144,8 +145,22 @@ HandlerResult AntifraudHandler::operator()(const kafka::ConsumedRecord& record) 
   if (auto* err = std::get_if<std::string>(&request)) return poison(*err);
   auto& req = std::get<antifraud::PaymentRequest>(request);
   req.fingerprint = domain::payment_fingerprint(value);
-  const auto decision = engine_for(record).evaluate(req, std::chrono::system_clock::now());
+  antifraud::RuleEngine* engine = nullptr;
+  {
+    telemetry::Span read_back =
+        engines_.contains(record.partition) ? telemetry::Span{} : telemetry::child_span("antifraud read back verdicts");
+    const std::size_t before = restored_;
+    engine = &engine_for(record);
+    read_back.set("pix.antifraud.verdicts_restored", static_cast<std::int64_t>(restored_ - before))
+        .set("messaging.destination.partition.id", std::to_string(record.partition));
+  }
+  telemetry::Span decide = telemetry::child_span("antifraud decide");
+  const auto decision = engine->evaluate(req, std::chrono::system_clock::now());
   const bool duplicate = antifraud::RuleEngine::is_duplicate(decision);
+  // A rejection is the stage doing its job: an attribute, not an error.
+  decide.set("pix.payment_id", payment_id).set("pix.antifraud.status", decision.approved ? "validated" : "rejected");
+  if (!decision.approved) decide.set("pix.antifraud.rule", decision.rule).set("pix.antifraud.code", decision.code);
+  decide.end();
 
   value["paymentId"] = payment_id;
   value["fingerprint"] = req.fingerprint;
@@ -196,12 +211,15 @@ HandlerResult SettlementHandler::operator()(const kafka::ConsumedRecord& record)
   }
 
   const std::string code = reason_code_of(value);
+  telemetry::Span tx_span = telemetry::child_span("ledger transaction");
+  tx_span.set("db.system", "sqlite").set("pix.payment_id", *payment_id).set("pix.amount_cents", cents);
   ledger::TransferResult t;
   if (status == "rejected") {
     if (code != domain::kReasonDuplicate) {
       // Stopped at validation: nothing moves, but the decision is kept, so that no later record
       // under this id (a replica's or a forger's) can settle it.
       ledger_->record_rejection(*payment_id, *payer, *receiver, cents, code.empty() ? "ED05" : code, fingerprint);
+      tx_span.set("pix.ledger.outcome", "rejection recorded").set("pix.reason_code", code.empty() ? "ED05" : code);
       return {};
     }
     t.outcome = ledger::TransferResult::Outcome::kRejected;
@@ -209,6 +227,9 @@ HandlerResult SettlementHandler::operator()(const kafka::ConsumedRecord& record)
   } else {
     if (cents <= 0) return poison("amountCents must be a positive integer");
     t = ledger_->transfer(*payment_id, *payer, *receiver, cents, fingerprint);
+    tx_span.set("pix.ledger.outcome", t.outcome == ledger::TransferResult::Outcome::kSettled ? "settled" : "rejected")
+        .set("pix.ledger.duplicate", t.duplicate);
+    if (!t.reason_code.empty()) tx_span.set("pix.reason_code", t.reason_code);
     // Rejected before settlement the first time (a replica's second verdict, or a forger's):
     // that decision stands, and it emitted nothing.
     if (t.duplicate && t.outcome == ledger::TransferResult::Outcome::kRejected &&
@@ -217,6 +238,7 @@ HandlerResult SettlementHandler::operator()(const kafka::ConsumedRecord& record)
     }
   }
 
+  tx_span.end();
   json::object out;
   out["paymentId"] = *payment_id;
   out["transactionId"] = value.contains("transactionId") ? value.at("transactionId") : json::value(record.key);
@@ -302,6 +324,7 @@ broker::OutboundEvent Auditor::audit(const std::string& event_id, const std::str
   const bool stage_output =
       event_source == kAntifraudSource || event_source == kSettlementSource || event_source == kNotifierSource;
   audit::AppendResult appended;
+  telemetry::Span append = telemetry::child_span("audit append");
   {
     std::lock_guard lock(mutex_);
     appended = store_->append(event_id, source, payload, broker::now_epoch_ms());
@@ -314,6 +337,11 @@ broker::OutboundEvent Auditor::audit(const std::string& event_id, const std::str
     }
   }
   const auto& e = appended.entry;
+  append.set("db.system", "sqlite")
+      .set("pix.audit.seq", e.seq)
+      .set("pix.audit.appended", appended.appended)
+      .set("pix.audit.source_event_id", e.event_id);
+  append.end();
   json::error_code ec;
   const auto original = json::parse(e.payload, ec);
   std::string tx;

@@ -64,6 +64,8 @@ struct KafkaStage::Impl {
     std::vector<Output> outputs;
     std::size_t outstanding;
     Clock::time_point started;
+    telemetry::Span span;                ///< CONSUMER: from consumed to every output acknowledged
+    std::vector<telemetry::Span> sends;  ///< PRODUCER, one per output
   };
   struct Completion {
     std::uint64_t record;
@@ -103,6 +105,8 @@ struct KafkaStage::Impl {
   telemetry::Registry& metrics;
 
   bool closing = false;  // the consumer is being destroyed: its revoke must not touch the stage
+  telemetry::Tracer disabled_tracer;
+  telemetry::Tracer* tracer = nullptr;
 
   ~Impl() {
     closing = true;
@@ -134,6 +138,7 @@ struct KafkaStage::Impl {
 
   Impl(StageOptions o, Handler h, broker::Publisher& k, broker::Publisher* r, telemetry::Registry& m)
       : options(std::move(o)), handler(std::move(h)), kafka(k), rabbit(r), metrics(m) {
+    tracer = options.tracer ? options.tracer : &disabled_tracer;
     const telemetry::Labels stage{{"stage", options.name}};
     dead_lettered = &m.counter("pix_stage_dead_lettered_total", "Records sent to the dead-letter topic", stage);
     retried = &m.counter("pix_stage_retries_total", "Outputs re-sent after a retryable failure", stage);
@@ -141,6 +146,7 @@ struct KafkaStage::Impl {
                               "Time from consuming a record to all its outputs acknowledged", stage);
     m.describe("pix_stage_consumed_total", "Records consumed, by stage and topic", "counter");
     m.describe("pix_stage_produced_total", "Outputs acknowledged by the broker, by stage and topic", "counter");
+    telemetry::describe_tracing_metrics(m);  // exported with tracing off too: dashboards see zeros
   }
 
   broker::Publisher& sink(Sink s) { return s == Sink::kRabbit && rabbit ? *rabbit : kafka; }
@@ -177,23 +183,71 @@ struct KafkaStage::Impl {
     });
   }
 
+  telemetry::Span process_span(const kafka::ConsumedRecord& record) {
+    telemetry::Span span = tracer->start("process " + record.topic, telemetry::SpanKind::kConsumer,
+                                         telemetry::parse_traceparent(record.header("traceparent")));
+    if (span.recording()) {
+      span.set("messaging.system", "kafka")
+          .set("messaging.operation.type", "process")
+          .set("messaging.operation.name", "process")
+          .set("messaging.destination.name", record.topic)
+          .set("messaging.consumer.group.name", options.consumer.group_id)
+          .set("messaging.destination.partition.id", std::to_string(record.partition))
+          .set("messaging.kafka.offset", record.offset)
+          .set("messaging.message.id", event_id_of(record))
+          .set("messaging.kafka.message.key", record.key)
+          .set("pix.stage", options.name);
+    }
+    return span;
+  }
+
+  /// The output's PRODUCER span under the record's, its context written into the output.
+  telemetry::Span send_span(const telemetry::Span& parent, Output& out) {
+    telemetry::Span span = parent.child("send " + out.event.topic, telemetry::SpanKind::kProducer);
+    if (span.valid()) out.event.set_header("traceparent", span.context().to_traceparent());
+    if (span.recording()) {
+      const bool amqp = out.sink == Sink::kRabbit && rabbit;
+      span.set("messaging.system", amqp ? "rabbitmq" : "kafka")
+          .set("messaging.operation.type", "send")
+          .set("messaging.operation.name", "send")
+          .set("messaging.message.id", out.event.id)
+          .set("messaging.destination.name", amqp ? options.rabbit_exchange : out.event.topic);
+      if (amqp) {
+        span.set("messaging.rabbitmq.destination.routing_key", out.event.topic);
+      } else {
+        span.set("messaging.kafka.message.key", out.event.key);
+      }
+    }
+    return span;
+  }
+
   void accept(kafka::ConsumedRecord&& record) {
     metrics.counter("pix_stage_consumed_total", "", {{"stage", options.name}, {"topic", record.topic}}).inc();
+    telemetry::Span span = process_span(record);
     // Handlers report bad input as poison; an exception (storage failure) ends the stage, and
     // the record is consumed again after the restart.
-    HandlerResult result = handler(record);
-    if (!result.poison_reason.empty()) {
-      spdlog::warn("{}: dead-lettering {}/{}@{}: {}", options.name, record.topic, record.partition, record.offset,
-                   result.poison_reason);
-      dead_lettered->inc();
-      result.outputs.clear();
-      result.outputs.push_back(
-          {Sink::kKafka, dead_letter_event(record, options.name, result.poison_reason, options.dead_letter_topic)});
+    HandlerResult result;
+    {
+      const telemetry::ActiveSpan active(span);
+      result = handler(record);
+      if (!result.poison_reason.empty()) {
+        spdlog::warn("{}: dead-lettering {}/{}@{}: {}", options.name, record.topic, record.partition, record.offset,
+                     result.poison_reason);
+        span.set_error("dead-lettered: " + result.poison_reason);
+        dead_lettered->inc();
+        result.outputs.clear();
+        result.outputs.push_back(
+            {Sink::kKafka, dead_letter_event(record, options.name, result.poison_reason, options.dead_letter_topic)});
+      }
     }
     const std::uint64_t id = next_id++;
     const std::size_t n = result.outputs.size();
-    pending.emplace(
-        id, PendingRecord{record.topic, record.partition, record.offset, std::move(result.outputs), n, Clock::now()});
+    PendingRecord rec{
+        record.topic, record.partition, record.offset, std::move(result.outputs), n, Clock::now(), {}, {}};
+    rec.sends.reserve(n);
+    for (auto& out : rec.outputs) rec.sends.push_back(send_span(span, out));
+    rec.span = std::move(span);
+    pending.emplace(id, std::move(rec));
     if (n == 0) {
       finish(id);
       return;
@@ -220,6 +274,17 @@ struct KafkaStage::Impl {
       const auto& out = it->second.outputs[c.output];
       if (c.result.status == broker::PublishStatus::kAcked) {
         metrics.counter("pix_stage_produced_total", "", {{"stage", options.name}, {"topic", out.event.topic}}).inc();
+        auto& send_span = it->second.sends[c.output];
+        if (send_span.recording()) {
+          if (c.result.partition >= 0) {
+            send_span.set("messaging.destination.partition.id", std::to_string(c.result.partition))
+                .set("messaging.kafka.offset", c.result.offset);
+          }
+          if (auto a = attempts.find({c.record, c.output}); a != attempts.end()) {
+            send_span.set("pix.retries", std::int64_t{a->second});
+          }
+        }
+        send_span.end();
         settle_attempts(c.record, c.output, out.event.topic);
         if (--it->second.outstanding == 0) finish(c.record);
         continue;
@@ -240,7 +305,10 @@ struct KafkaStage::Impl {
             out.event, rec.topic + "/" + std::to_string(rec.partition) + "@" + std::to_string(rec.offset), options.name,
             reason, options.dead_letter_topic);
         settle_attempts(c.record, c.output, target);
+        it->second.sends[c.output].set_error(reason).end();
+        it->second.span.set_error("an output was dead-lettered: " + reason);
         it->second.outputs[c.output] = Output{Sink::kKafka, std::move(dead)};
+        it->second.sends[c.output] = send_span(it->second.span, it->second.outputs[c.output]);
         send(c.record, c.output);
         continue;
       }

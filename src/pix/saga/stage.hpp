@@ -11,6 +11,7 @@
 #include "pix/broker/publisher.hpp"
 #include "pix/kafka/consumer.hpp"
 #include "pix/telemetry/metrics.hpp"
+#include "pix/telemetry/tracer.hpp"
 
 namespace pix::saga {
 
@@ -48,6 +49,12 @@ struct StageOptions {
   /// Called (on the stage's thread) for each partition given to another member, after the
   /// outputs of its records in flight were acknowledged (bounded wait) and before the commit.
   std::function<void(const std::string& topic, std::int32_t partition)> on_revoked;
+  /// Spans: a CONSUMER span per record (the handler's effect spans under it, active while it
+  /// runs) and a PRODUCER span per output, whose context the output carries in `traceparent`.
+  /// Null: contexts propagate, nothing is recorded.
+  telemetry::Tracer* tracer = nullptr;
+  /// The exchange AMQP outputs go to (a span attribute).
+  std::string rabbit_exchange = "pix";
 };
 
 /// @brief Runs one stage until `stop` is set; then finishes in-flight outputs (bounded) and

@@ -23,6 +23,7 @@
 #include "pix/saga/handlers.hpp"
 #include "pix/saga/provenance.hpp"
 #include "pix/telemetry/logging.hpp"
+#include "pix/telemetry/tracer.hpp"
 
 namespace pix::saga {
 namespace {
@@ -113,7 +114,7 @@ std::string fnv_hex(std::string_view s) {
 /// dead-lettered. The prefetch window bounds how many are held; on shutdown the held ones are
 /// left unacked and RabbitMQ redelivers them (the store de-duplicates).
 void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor& auditor, broker::Publisher& out,
-                         telemetry::Registry& metrics) {
+                         telemetry::Registry& metrics, telemetry::Tracer& tracer) {
   using Clock = std::chrono::steady_clock;
   amqp::ConsumerOptions o;
   o.url = url;
@@ -128,6 +129,9 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
     broker::OutboundEvent event;
     int attempt = 0;
     Clock::time_point due{};
+    // CONSUMER (delivery to ack) and PRODUCER (the audit event); shared: callbacks are copyable.
+    std::shared_ptr<telemetry::Span> span;
+    std::shared_ptr<telemetry::Span> send;
   };
   struct Verdict {
     Held held;
@@ -155,6 +159,9 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
     for (auto& v : ready) {
       --publishing;
       if (v.result.status == broker::PublishStatus::kAcked) {
+        v.held.send->set("messaging.destination.partition.id", std::to_string(v.result.partition))
+            .set("messaging.kafka.offset", v.result.offset)
+            .end();
         consumer.ack(v.held.delivery);
         continue;
       }
@@ -182,10 +189,32 @@ void audit_notifications(const StageConfig& c, const amqp::AmqpUrl& url, Auditor
     consumed.inc();
     // A message without an id gets one from its content, so a redelivery maps to the same entry.
     const std::string id = d->message_id.empty() ? "amqp:" + d->routing_key + ":" + fnv_hex(d->body) : d->message_id;
-    auto ev =
-        auditor.audit(id, "amqp:" + d->routing_key, d->body, d->header("traceparent"), d->header("cloudEvents_source"));
+    auto span = std::make_shared<telemetry::Span>(tracer.start("process " + c.notification_queue,
+                                                               telemetry::SpanKind::kConsumer,
+                                                               telemetry::parse_traceparent(d->header("traceparent"))));
+    span->set("messaging.system", "rabbitmq")
+        .set("messaging.operation.type", "process")
+        .set("messaging.operation.name", "process")
+        .set("messaging.destination.name", c.notification_queue)
+        .set("messaging.rabbitmq.destination.routing_key", d->routing_key)
+        .set("messaging.message.id", id)
+        .set("pix.stage", c.name);
+    broker::OutboundEvent ev;
+    {
+      const telemetry::ActiveSpan active(*span);
+      ev = auditor.audit(id, "amqp:" + d->routing_key, d->body, d->header("traceparent"),
+                         d->header("cloudEvents_source"));
+    }
     ev.topic = c.topic_prefix + ev.topic;
-    publish(Held{std::move(*d), std::move(ev)});
+    auto send = std::make_shared<telemetry::Span>(span->child("send " + ev.topic, telemetry::SpanKind::kProducer));
+    send->set("messaging.system", "kafka")
+        .set("messaging.operation.type", "send")
+        .set("messaging.operation.name", "send")
+        .set("messaging.destination.name", ev.topic)
+        .set("messaging.message.id", ev.id)
+        .set("messaging.kafka.message.key", ev.key);
+    if (send->valid()) ev.set_header("traceparent", send->context().to_traceparent());
+    publish(Held{std::move(*d), std::move(ev), 0, {}, std::move(span), std::move(send)});
   }
   if (!waiting.empty()) {
     spdlog::warn("{}: stopping with {} notification(s) not yet audited on Kafka; RabbitMQ redelivers them", c.name,
@@ -414,6 +443,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
   try {
     telemetry::Registry metrics;
     telemetry::register_build_info(metrics, c.name);
+    auto tracer = telemetry::tracer_from_env(c.name, metrics);
     kafka::ProducerOptions po;
     po.bootstrap_servers = c.kafka.bootstrap;
     po.extra = *kafka_properties;
@@ -439,6 +469,8 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
     so.consumer.extra = *kafka_properties;
     so.consumer.group_id = c.group;
     so.consumer.instance_id = c.instance_id;
+    so.tracer = tracer.get();
+    so.rabbit_exchange = c.exchange;
     Handler handler;
     std::shared_ptr<Auditor> auditor;
     switch (kind) {
@@ -490,12 +522,13 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
 
     std::thread notifications;
     if (kind == StageKind::kAuditor) {
-      notifications = std::thread([&] { audit_notifications(c, *rabbit_url, *auditor, kafka_out, metrics); });
+      notifications = std::thread([&] { audit_notifications(c, *rabbit_url, *auditor, kafka_out, metrics, *tracer); });
     }
     stage.run(g_stop);
     if (notifications.joinable()) notifications.join();
     const std::size_t left =
         kafka_out.drain(std::chrono::seconds(10)) + (rabbit_out ? rabbit_out->drain(std::chrono::seconds(10)) : 0);
+    if (!tracer->flush(std::chrono::seconds(5))) spdlog::warn("tracing: spans still queued at exit were dropped");
     spdlog::info("{} stopped{}", c.name, left ? " with events unacknowledged (they will be redone)" : " cleanly");
     return 0;
   } catch (const std::exception& e) {

@@ -7,22 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -32,6 +17,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "pix/http/client.hpp"
 #include "pix/security/base64url.hpp"
 
 namespace pix::security {
@@ -549,197 +535,30 @@ VerifyResult verify_token(std::string_view token, const KeySet& keys, const Veri
 
 // ---- JWKS documents --------------------------------------------------------------------------
 
-struct HttpUrl {
-  bool tls = false;  // https: the server's certificate is verified for `host`
-  std::string host;
-  std::string port = "80";
-  std::string host_header;  // authority as written
-  std::string target = "/";
-};
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-HttpUrl parse_http_url(std::string_view url) {
-  HttpUrl out;
-  if (starts_with_nocase(url, "https://")) {
-    out.tls = true;
-    out.port = "443";
-    url.remove_prefix(8);
-  } else if (starts_with_nocase(url, "http://")) {
-    url.remove_prefix(7);
-  } else {
-    throw std::runtime_error("JWKS URL must start with https:// or http://");
-  }
-  if (const auto hash = url.find('#'); hash != std::string_view::npos) url = url.substr(0, hash);
-  const auto path_start = url.find_first_of("/?");
-  const std::string_view authority = url.substr(0, path_start);
-  if (path_start != std::string_view::npos) {
-    out.target = std::string(url.substr(path_start));
-    if (out.target.front() == '?') out.target.insert(0, "/");
-  }
-  if (authority.find('@') != std::string_view::npos) {
-    throw std::runtime_error("credentials in a JWKS URL are not supported");
-  }
-  out.host_header = std::string(authority);
-  std::string_view host = authority, port;
-  if (!host.empty() && host.front() == '[') {
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) throw std::runtime_error("JWKS URL has an unterminated [IPv6] host");
-    port = host.substr(close + 1);
-    host = host.substr(1, close - 1);
-    if (!port.empty() && port.front() != ':') throw std::runtime_error("JWKS URL has junk after its [IPv6] host");
-    if (!port.empty()) port.remove_prefix(1);
-  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
-    port = host.substr(colon + 1);
-    host = host.substr(0, colon);
-  }
-  if (host.empty()) throw std::runtime_error("JWKS URL has no host");
-  if (!port.empty()) {
-    const bool digits =
-        port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits || std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535) {
-      throw std::runtime_error("JWKS URL has a bad port");
-    }
-    out.port = std::string(port);
-  }
-  out.host = std::string(host);
-  return out;
-}
-
-// The TLS client settings of an https JWKS fetch: TLS 1.2 or later, the peer verified against
-// `ca_file` (the system's trust store when empty). Empty on success, else why.
-std::string make_tls_context(boost::asio::ssl::context& ctx, const std::string& ca_file) {
-  boost::system::error_code ec;
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-  if (ca_file.empty()) {
-    ctx.set_default_verify_paths(ec);
-    if (ec) return "cannot load the system's CA certificates: " + ec.message();
-  } else {
-    ctx.load_verify_file(ca_file, ec);
-    if (ec) return "cannot load CA file " + ca_file + ": " + ec.message();
-  }
-  ctx.set_verify_mode(boost::asio::ssl::verify_peer);
-  return {};
-}
-
-// The name an https server's certificate must carry (an IP literal is matched against IP SANs,
-// a name against DNS SANs), and SNI for names. Empty on success, else why.
-std::string expect_server(SSL* ssl, const std::string& host) {
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(host, ec);
-  if (!ec) {
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1) return "cannot check IP address " + host;
-    return {};
-  }
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  if (X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()) != 1 ||
-      // SSL_set_tlsext_host_name, without its C cast.
-      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(host.c_str())) != 1) {
-    return "cannot check host name " + host;
-  }
-  return {};
-}
-
-// One GET on a private io_context, every step under one deadline. Empty on success, else why.
-// Name resolution runs on Asio's resolver thread, which io_context's destructor joins: a DNS
-// server that never answers can hold this past `timeout` (an IP literal never does).
-std::string http_get(const HttpUrl& url, const std::string& ca_file, std::chrono::seconds timeout,
+// One GET of a JWKS document. Empty on success, else why.
+std::string http_get(const http::Url& url, const std::string& ca_file, std::chrono::seconds timeout,
                      std::size_t max_bytes, std::string& body) {
-  namespace asio = boost::asio;
-  namespace beast = boost::beast;
-  namespace http = beast::http;
+  http::ClientRequest request;
+  request.url = url;
+  request.headers = {{"Accept", "application/jwk-set+json, application/json"}};
+  request.ca_file = ca_file;
+  request.timeout = timeout;
+  request.max_response_bytes = max_bytes;
+  auto response = http::send_request(request);
+  if (!response.error.empty()) return response.error;
+  if (response.status != 200) {
+    return "HTTP " + std::to_string(response.status) + " from " + url.host + ":" + std::to_string(url.port);
+  }
+  body = std::move(response.body);
+  return {};
+}
+
+// The JWKS URL, or throws saying what is wrong with it.
+http::Url jwks_url(std::string_view location) {
   std::string error;
-  bool finished = false;
-  const std::string where = url.host + ":" + url.port;
-  asio::ssl::context tls_context(asio::ssl::context::tls_client);
-  if (url.tls) {
-    if (auto why = make_tls_context(tls_context, ca_file); !why.empty()) return why;
-  }
-  {
-    asio::io_context ioc;
-    // The request and its answer, over a plain or a TLS stream.
-    auto exchange = [&](auto& stream) -> asio::awaitable<void> {
-      beast::error_code ec;
-      http::request<http::empty_body> request{http::verb::get, url.target, 11};
-      request.set(http::field::host, url.host_header);
-      request.set(http::field::user_agent, "pix-pubsub-jwks");
-      request.set(http::field::accept, "application/jwk-set+json, application/json");
-      co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "send request to " + where + ": " + ec.message();
-        co_return;
-      }
-      beast::flat_buffer buffer;
-      http::response_parser<http::string_body> parser;
-      parser.body_limit(max_bytes);
-      co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "read response from " + where + ": " + ec.message();
-        co_return;
-      }
-      auto response = parser.release();
-      if (response.result() != http::status::ok) {
-        error = "HTTP " + std::to_string(response.result_int()) + " from " + where;
-        co_return;
-      }
-      body = std::move(response.body());
-    };
-    auto fetch = [&]() -> asio::awaitable<void> {
-      auto executor = co_await asio::this_coro::executor;
-      beast::error_code ec;
-      asio::ip::tcp::resolver resolver(executor);
-      const auto endpoints =
-          co_await resolver.async_resolve(url.host, url.port, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "resolve " + url.host + ": " + ec.message();
-        co_return;
-      }
-      beast::tcp_stream stream(executor);
-      stream.expires_after(timeout);
-      co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "connect to " + where + ": " + ec.message();
-        co_return;
-      }
-      if (!url.tls) {
-        co_await exchange(stream);
-        beast::error_code ignored;  // the answer is complete; a failed shutdown changes nothing
-        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-        co_return;
-      }
-      beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), tls_context);
-      if (auto why = expect_server(tls.native_handle(), url.host); !why.empty()) {
-        error = why;
-        co_return;
-      }
-      co_await tls.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        error = "TLS handshake with " + where + ": " + ec.message();
-        if (const long verify = SSL_get_verify_result(tls.native_handle()); verify != X509_V_OK) {
-          error += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
-        }
-        co_return;
-      }
-      co_await exchange(tls);
-      // No close_notify wait: the answer is complete, and a server that never answers one would
-      // hold the fetch until its deadline.
-    };
-    asio::co_spawn(ioc, fetch, [&](const std::exception_ptr& e) {
-      finished = true;
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        error = std::string("fetch failed: ") + ex.what();
-      }
-    });
-    ioc.run_for(timeout);
-  }
-  if (!finished) return "no answer from " + where + " within " + std::to_string(timeout.count()) + " s";
-  return error;
+  auto url = http::parse_url(location, error);
+  if (!url) throw std::runtime_error("JWKS URL: " + error);
+  return *url;
 }
 
 std::string read_file(const std::string& path, std::size_t max_bytes, std::string& contents) {
@@ -945,7 +764,7 @@ JwksSource::JwksSource(Options options, TokenVerifier& verifier)
     : options_(checked(options)), is_url_(is_url(options_.location)), verifier_(verifier) {
   if (is_url_) {
     // Throws on a malformed URL, before any fetch.
-    if (!parse_http_url(options_.location).tls) {
+    if (!jwks_url(options_.location).tls) {
       spdlog::warn(
           "JWKS {}: fetched over plain http, which does not authenticate the server; use https, or http only on "
           "a trusted network",
@@ -979,7 +798,7 @@ std::string JwksSource::load() {
   std::string document;
   std::string error;
   try {
-    error = is_url_ ? http_get(parse_http_url(options_.location), options_.ca_file, options_.fetch_timeout,
+    error = is_url_ ? http_get(jwks_url(options_.location), options_.ca_file, options_.fetch_timeout,
                                options_.max_document_bytes, document)
                     : read_file(options_.location, options_.max_document_bytes, document);
   } catch (const std::exception& e) {

@@ -33,7 +33,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "pix/http/url.hpp"
 #include "pix/sim/rate.hpp"
+#include "pix/util/text.hpp"
 
 namespace pix::sim {
 
@@ -796,56 +798,13 @@ std::string_view to_string(TransportError kind) {
 }
 
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) {
-  const bool tls = url.starts_with("https://");
-  if (!tls && !url.starts_with("http://")) {
-    error = "the URL must start with http:// or https://: " + std::string(url);
-    return std::nullopt;
-  }
-  std::string_view rest = url.substr(tls ? 8 : 7);
-  rest = rest.substr(0, rest.find('#'));
-  const auto path_at = rest.find_first_of("/?");
-  const std::string_view authority = rest.substr(0, path_at);
+  auto parsed = http::parse_url(url, error);
+  if (!parsed) return std::nullopt;
   HttpUrl out;
-  out.target = path_at == std::string_view::npos ? "/" : std::string(rest.substr(path_at));
-  if (out.target.front() == '?') out.target.insert(0, "/");
-
-  std::string_view host = authority;
-  std::string_view port;
-  if (authority.starts_with('[')) {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) {
-      error = "unterminated IPv6 address in " + std::string(url);
-      return std::nullopt;
-    }
-    host = authority.substr(1, close - 1);
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        error = "unexpected text after the IPv6 address in " + std::string(url);
-        return std::nullopt;
-      }
-      port = after.substr(1);
-    }
-  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  if (host.empty()) {
-    error = "no host in " + std::string(url);
-    return std::nullopt;
-  }
-  out.endpoint.host = std::string(host);
-  out.endpoint.tls = tls;
-  out.endpoint.port = tls ? 443 : 80;
-  if (!port.empty()) {
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
-      error = "bad port '" + std::string(port) + "' in " + std::string(url);
-      return std::nullopt;
-    }
-    out.endpoint.port = static_cast<std::uint16_t>(value);
-  }
+  out.endpoint.host = std::move(parsed->host);
+  out.endpoint.port = parsed->port;
+  out.endpoint.tls = parsed->tls;
+  out.target = std::move(parsed->target);
   return out;
 }
 
@@ -856,9 +815,7 @@ std::optional<Header> parse_header_line(std::string_view line, std::string& erro
     return std::nullopt;
   }
   const std::string_view name = line.substr(0, colon);
-  std::string_view value = line.substr(colon + 1);
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  const std::string_view value = util::trim_blanks(line.substr(colon + 1));
   if (auto problem = detail::header_problem(name, value); !problem.empty()) {
     error = problem;
     return std::nullopt;

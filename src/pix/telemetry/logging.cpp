@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "pix/telemetry/tracer.hpp"
+
 namespace pix::telemetry {
 namespace {
 
@@ -15,6 +17,25 @@ class EscapedMessage final : public spdlog::custom_flag_formatter {
     dest.append(escaped.data(), escaped.data() + escaped.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<EscapedMessage>(); }
+};
+
+// `%&`: the active span's ids, as JSON members (`,"trace_id":"…","span_id":"…"`) or as text
+// (` trace_id=… span_id=…`), or nothing outside a span.
+class TraceIds final : public spdlog::custom_flag_formatter {
+ public:
+  explicit TraceIds(bool json) : json_(json) {}
+  void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const Span* span = active_span();
+    if (!span || !span->valid()) return;
+    const auto& c = span->context();
+    const std::string ids = json_ ? R"(,"trace_id":")" + c.trace_id + R"(","span_id":")" + c.span_id + "\""
+                                  : " trace_id=" + c.trace_id + " span_id=" + c.span_id;
+    dest.append(ids.data(), ids.data() + ids.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<TraceIds>(json_); }
+
+ private:
+  bool json_;
 };
 
 }  // namespace
@@ -56,11 +77,14 @@ void setup_logging(const std::string& service, const std::string& level, const s
   auto logger = std::make_shared<spdlog::logger>(service, std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == "json") {
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-    formatter->add_flag<EscapedMessage>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","service":"%n","pid":%P,"msg":"%*"})");
+    formatter->add_flag<EscapedMessage>('*');
+    formatter->add_flag<TraceIds>('&', true).set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","service":"%n","pid":%P%&,"msg":"%*"})");
     logger->set_formatter(std::move(formatter));
   } else {
-    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %n: %v");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<TraceIds>('&', false).set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %n: %v%&");
+    logger->set_formatter(std::move(formatter));
   }
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);

@@ -115,7 +115,9 @@ std::map<std::string, std::string> SagaWorld::kafka_properties(const std::string
 }
 
 std::map<std::string, std::string> SagaWorld::env_of(const std::string& component) const {
-  return secure_ ? secure_->env(component) : std::map<std::string, std::string>{};
+  auto env = secure_ ? secure_->env(component) : std::map<std::string, std::string>{};
+  for (const auto& [k, v] : extra_env_) env[k] = v;
+  return env;
 }
 
 std::vector<std::string> SagaWorld::stage_args(const std::string& stage, int replica, const std::string& group) const {

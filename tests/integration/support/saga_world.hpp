@@ -49,6 +49,10 @@ class SagaWorld {
     auto& a = extra_args_[stage];
     a.insert(a.end(), args.begin(), args.end());
   }
+  /// More environment variables for every process started from now on (e.g. OTEL_*).
+  void add_env(const std::map<std::string, std::string>& env) {
+    for (const auto& [k, v] : env) extra_env_[k] = v;
+  }
   /// Anti-fraud's rules file (JSON, as --rules takes it); call before its first start.
   void set_antifraud_rules(const std::string& json);
   /// Starts one more gateway like the first (same topics, same auth); returns its index.
@@ -106,6 +110,7 @@ class SagaWorld {
   std::vector<std::unique_ptr<GatewayProcess>> gateways_;
   std::string rules_file_;
   std::map<std::string, std::vector<std::string>> extra_args_;
+  std::map<std::string, std::string> extra_env_;
   std::map<std::string, std::unique_ptr<StageProcess>> stages_;
 };
 
