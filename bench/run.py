@@ -11,17 +11,23 @@ Measures, with the same load generator (pix-sim) and the same payload:
   3. the ceiling: pix-ceiling publishes the same events through the same client library with the
      same durability, without HTTP;
   4. the whole saga: payments per second from requested to notification.sent, and the
-     end-to-end latency (requestedAt to the notification's arrival).
+     end-to-end latency (requestedAt to the notification's arrival);
+  5. tracing's overhead (target `tracing`): api-kafka at one fixed rate (half of its max
+     sustainable) and the saga at one fixed rate, each with tracing off, at 1% sampling and at
+     100%, exporting OTLP/HTTP JSON to Jaeger (started by scripts/local/jaeger.sh if it is not
+     running, stopped afterwards only then; skipped when Jaeger is not built): CPU per request
+     against "off", p99, spans exported and dropped.
 
 For each target: the highest open-loop rate whose p99 stays under --bound-ms with no errors (max
 sustainable throughput), then a run at half that rate for latency, CPU seconds per 1,000 events
 and peak RSS; idle RSS before any load. Writes bench/results/<stamp>.md and .json (and
 latest.md / latest.json) and prints the ratios gateway/seed and gateway/ceiling.
 
-    bench/run.py                  # the full run (about 15-25 minutes on 2 cores)
+    bench/run.py                  # the full run (about 20-30 minutes on 2 cores, 5 of them tracing)
     bench/run.py --smoke          # a few seconds per target at a tiny rate: checks the machinery
     bench/run.py --targets api-kafka,ceiling-kafka --step-seconds 5
     bench/run.py --targets api-kafka,api-kafka-tls   # the secured edge beside the plaintext one
+    bench/run.py --targets tracing --half-seconds 10 # tracing off / 1% / 100%, gateway and saga
 
 It brings the brokers up (or uses running ones), builds the release preset, and stops the
 services `./pix up` started so that they do not compete for the CPU; `./pix up` starts them again.
@@ -74,6 +80,18 @@ JWT_ISSUER = "https://pix-pubsub.local/dev-issuer"
 TOKEN_SCOPES = ("pix.payment.requested", "pix.notification.sent")
 # At equal rate the secured gateway may spend at most this much more CPU per request.
 TLS_CPU_TARGET = 1.25
+# Tracing: the configurations of the `tracing` target in the order they run (off once more at the
+# end, so that the two "off" figures show the noise), and how much more CPU per request each
+# sampling ratio may cost against "off".
+OTLP_ENDPOINT = "http://127.0.0.1:4318"
+TRACING_CONFIGS = (("off", None), ("1%", "0.01"), ("100%", "1.0"), ("off again", None))
+TRACING_CPU_TARGETS = {"0.01": 1.05, "1.0": 1.25}
+# After a run, how long to wait at most for the exporters to ship what is queued, and, from a
+# build without the pix_trace_queue_spans gauge, how long the counts must stay still to be final
+# (longer than the exporter's 5 s schedule delay).
+TRACE_DRAIN_S = 15
+TRACE_QUIET_S = 6
+JAEGER = os.path.join(ROOT, "scripts", "local", "jaeger.sh")
 
 
 def say(msg):
@@ -358,6 +376,7 @@ def at_rate(server, url, rate, body, args, sim_flags=(), pool=None):
     r = load(url, rate, args.half_seconds, body, sim_flags, pool)
     cpu = cpu_seconds(server.pids()) - cpu0
     return {"rate": rate, "latency_us": latency(r), "completed": r["completed"], "errors": errors(r),
+            "achieved_rate": round(r["completed"] / max(r["elapsed_s"], 1e-9), 1),
             "cpu_s_per_1000": round(1000 * cpu / max(r["completed"], 1), 4),
             "connections": r.get("connections", {}).get("opened", 0)}
 
@@ -417,15 +436,19 @@ def measure_ceiling(broker, args):
 # ---- the saga --------------------------------------------------------------------------------
 
 class SagaWorld:
-    """The saga on topics, an exchange, databases and consumer groups of its own."""
+    """The saga on topics, an exchange, databases and consumer groups of its own (named by
+    `prefix`), its processes started with `env` over the harness's environment."""
 
-    def __init__(self, population, port_base):
-        self.dir = os.path.join(STATE, "bench", "saga-" + datetime.datetime.utcnow().strftime("%Y%m%d%H%M%S"))
+    def __init__(self, population, port_base, prefix=SAGA_PREFIX, env=None):
+        self.prefix, self.env = prefix, env or {}
+        self.dir = os.path.join(STATE, "bench", prefix.rstrip(".") + "-" +
+                                datetime.datetime.utcnow().strftime("%Y%m%d%H%M%S"))
         os.makedirs(self.dir, exist_ok=True)
-        admin_topology(SAGA_PREFIX, SAGA_PREFIX.rstrip("."))
-        exchange = SAGA_PREFIX.rstrip(".")
-        common = ["--topic-prefix", SAGA_PREFIX, "--log-level", "warn"]
+        admin_topology(prefix, prefix.rstrip("."))
+        exchange = prefix.rstrip(".")
+        common = ["--topic-prefix", prefix, "--log-level", "warn"]
         self.api_port = port_base + 10
+        self.admin_ports = []
         self.servers = []
         try:
             self.start(population, port_base, common, exchange)
@@ -434,9 +457,10 @@ class SagaWorld:
             raise
 
     def start(self, population, port_base, common, exchange):
-        self.servers.append(Server("saga-api", [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port",
-                                                str(self.api_port)] + common,
-                                   lambda: http_ok(f"http://127.0.0.1:{self.api_port}/readyz")))
+        name = self.prefix.rstrip(".")
+        self.servers.append(Server(f"{name}-api", [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port",
+                                                   str(self.api_port)] + common,
+                                   lambda: http_ok(f"http://127.0.0.1:{self.api_port}/readyz"), env=self.env))
         # The decision keys: settlement acts only on anti-fraud's signed decisions, the notifier
         # only on settlement's (the cost of signing and verifying is part of what is measured).
         key = {stage: os.path.join(self.dir, f"{stage}.key.json") for stage in ("antifraud", "settlement")}
@@ -453,10 +477,20 @@ class SagaWorld:
         }
         for i, (stage, extra) in enumerate(stages.items()):
             port = port_base + 20 + i
-            self.servers.append(Server(f"saga-{stage}", [os.path.join(BIN, f"pix-{stage}"), "--admin-port", str(port),
-                                                          "--group", SAGA_PREFIX + stage, "--instance-id",
-                                                          SAGA_PREFIX + stage] + common + extra,
-                                       lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz")))
+            self.admin_ports.append(port)
+            self.servers.append(Server(f"{name}-{stage}", [os.path.join(BIN, f"pix-{stage}"), "--admin-port",
+                                                           str(port), "--group", self.prefix + stage, "--instance-id",
+                                                           self.prefix + stage] + common + extra,
+                                       lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"), env=self.env))
+
+    def cpu_seconds(self):
+        """CPU of the gateway and the four stages together."""
+        return sum(cpu_seconds(s.pids()) for s in self.servers)
+
+    def metrics_urls(self):
+        """The /metrics of the gateway (its own port) and of each stage (its admin port)."""
+        return [f"http://127.0.0.1:{self.api_port}/metrics"] + \
+            [f"http://127.0.0.1:{p}/metrics" for p in self.admin_ports]
 
     def report(self):
         out = subprocess.run([os.path.join(BIN, "pix-admin"), "report", "--json", "--audit-db",
@@ -467,7 +501,7 @@ class SagaWorld:
     def close(self):
         for s in reversed(self.servers):
             s.stop()
-        admin_topology(SAGA_PREFIX, SAGA_PREFIX.rstrip("."), delete=True)
+        admin_topology(self.prefix, self.prefix.rstrip("."), delete=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -480,24 +514,27 @@ def measure_saga(args):
         world.close()
 
 
-def saga_runs(world, args):
-    rates = [args.smoke_rate] if args.smoke else args.saga_rates
-    seconds = args.half_seconds
+def saga_runs(world, args, rates=None, seconds=None):
+    """The saga at each rate (default: the --saga-rates ladder, until one is not sustained), each
+    for `seconds` (default --half-seconds)."""
+    rates = rates or ([args.smoke_rate] if args.smoke else args.saga_rates)
+    seconds = seconds or args.half_seconds
     results, best = [], None
     for rate in rates:
         before = world.report()
-        probe = subprocess.Popen([os.path.join(BENCH_BIN, "pix-saga-probe"), "--exchange", SAGA_PREFIX.rstrip("."),
+        probe = subprocess.Popen([os.path.join(BENCH_BIN, "pix-saga-probe"), "--exchange", world.prefix.rstrip("."),
                                   "--duration", f"{seconds + 60}s", "--idle-exit-s", "8", "--json"],
                                  stdout=subprocess.PIPE, text=True)
         time.sleep(1)
+        cpu0 = world.cpu_seconds()
         sim = subprocess.run([os.path.join(BIN, "pix-sim"), "payments",
                               "--url", f"http://127.0.0.1:{world.api_port}/kafka",
                               "--rate", str(rate), "--duration", f"{seconds}s", "--population",
                               str(args.saga_population), "--json", "--no-progress"], capture_output=True, text=True)
         sent = json.loads(sim.stdout) if sim.stdout.strip() else {"status": {}}
         accepted = sent.get("status", {}).get("200", 0)
-        latency = json.loads(probe.communicate()[0] or "{}")
-        # Every payment accounted for: wait (bounded) until the audit trail has them all.
+        # Every payment accounted for: wait (bounded) until the audit trail has them all. The
+        # stages' CPU is taken then: the work of these payments, not the probe's idle wait after.
         deadline, after = time.time() + 60, before
         while time.time() < deadline:
             after = world.report()
@@ -506,7 +543,9 @@ def saga_runs(world, args):
             if after["requested"] - before["requested"] >= accepted and done >= judged and \
                     after["notified"] - before["notified"] >= after["settled"] - before["settled"]:
                 break
-            time.sleep(1)
+            time.sleep(0.5)
+        cpu = world.cpu_seconds() - cpu0
+        latency = json.loads(probe.communicate()[0] or "{}")
         delta = {k: after[k] - before[k] for k in ("requested", "validated", "rejectedAtValidation", "settled",
                                                     "rejectedAtSettlement", "notified")}
         accounted = (delta["requested"] == accepted
@@ -515,6 +554,9 @@ def saga_runs(world, args):
                      and delta["notified"] == delta["settled"])
         e2e = {k: round(v / 1000, 1) for k, v in latency.get("latency_us", {}).items() if k != "count"}
         row = {"rate": rate, "accepted": accepted, "saga": delta, "e2e_latency_ms": e2e,
+               "achieved_rate": round(accepted / max(sent.get("elapsed_s", seconds), 1e-9), 1),
+               "errors": errors(sent),
+               "cpu_s_per_1000": round(1000 * cpu / max(accepted, 1), 4),
                "notifications_seen": latency.get("count", 0), "all_accounted": accounted,
                "balances_conserved": after.get("balancesConserved"), "chain_valid": after.get("chainValid")}
         p99 = row["e2e_latency_ms"].get("p99", float("inf"))
@@ -527,6 +569,241 @@ def saga_runs(world, args):
             break
     return {"target": "saga", "runs": results, "max_rate": best["rate"] if best else 0,
             "e2e_latency_ms": best["e2e_latency_ms"] if best else {}}
+
+
+# ---- tracing overhead --------------------------------------------------------------------------
+
+def tracing_env(sampler_arg):
+    """The environment of a traced process (None: tracing off, no OTEL_* variable at all)."""
+    if sampler_arg is None:
+        return {}
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": sampler_arg}
+
+
+def parse_metrics(text):
+    """Prometheus text exposition: {series (name and labels as written): value}."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "}" in line:
+            end = line.rindex("}") + 1
+            series, rest = line[:end], line[end:].split()
+        else:
+            series, *rest = line.split()
+        try:
+            out[series] = float(rest[0])
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def span_counts(text):
+    """Spans exported, dropped by reason and still queued (None: no queue gauge in this build),
+    from a process's /metrics; None when it has no tracer (tracing off)."""
+    m = parse_metrics(text)
+    if not any(k.startswith("pix_trace_") for k in m):
+        return None
+    dropped = {}
+    for series, value in m.items():
+        if series.startswith("pix_trace_spans_dropped_total"):
+            reason = series.partition('reason="')[2].partition('"')[0] or "unknown"
+            dropped[reason] = dropped.get(reason, 0) + int(value)
+    queued = m.get("pix_trace_queue_spans")
+    return {"exported": int(m.get("pix_trace_spans_exported_total", 0)), "dropped": dropped,
+            "queued": int(queued) if queued is not None else None}
+
+
+def sum_span_counts(counts):
+    """Several processes' span_counts together (None when none of them traced)."""
+    counts = [c for c in counts if c is not None]
+    if not counts:
+        return None
+    dropped = {}
+    for c in counts:
+        for reason, n in c["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    queued = None if any(c["queued"] is None for c in counts) else sum(c["queued"] for c in counts)
+    return {"exported": sum(c["exported"] for c in counts), "dropped": dropped, "queued": queued}
+
+
+def http_text(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+    except Exception:  # noqa: BLE001 - a process that does not answer has nothing to report
+        return ""
+
+
+def settled(previous, counts, still_s):
+    """Whether the span counts are final: two polls in a row with nothing queued and the same spans
+    exported and dropped (no batch in flight either: the queue empties when a batch is taken,
+    before it is sent and counted). Without the queue gauge, the counts still for `still_s`
+    seconds, longer than the exporter's schedule delay."""
+    def total(c):
+        return c["exported"] + sum(c["dropped"].values())
+    if previous is None or counts is None or total(previous) != total(counts):
+        return False
+    if counts["queued"] is None or previous["queued"] is None:
+        return still_s >= TRACE_QUIET_S
+    return previous["queued"] == 0 and counts["queued"] == 0
+
+
+def drained_span_counts(urls):
+    """The processes' span counts once they are final (or TRACE_DRAIN_S passed)."""
+    deadline, previous, changed = time.time() + TRACE_DRAIN_S, None, time.time()
+    while True:
+        counts = sum_span_counts([span_counts(http_text(u)) for u in urls])
+        if counts is None:
+            return None
+        if previous is None or counts["exported"] + sum(counts["dropped"].values()) != \
+                previous["exported"] + sum(previous["dropped"].values()):
+            changed = time.time()
+        if settled(previous, counts, time.time() - changed) or time.time() >= deadline:
+            return counts
+        previous = counts
+        time.sleep(0.5)
+
+
+def cpu_verdicts(runs):
+    """CPU per request of each run against tracing off: the baseline is the mean of the "off"
+    runs, their spread ((max - min) / mean) the noise; each traced run's ratio is held to its
+    sampling ratio's target. Pure: the runs need only sampler_arg and cpu_s_per_1000."""
+    offs = [r["cpu_s_per_1000"] for r in runs if r["sampler_arg"] is None]
+    base = sum(offs) / len(offs) if offs else 0
+    out = {"baseline_cpu_s_per_1000": round(base, 4) if offs else None,
+           "off_spread": round((max(offs) - min(offs)) / base, 4) if len(offs) > 1 and base > 0 else None,
+           "runs": []}
+    for r in runs:
+        ratio = r["cpu_s_per_1000"] / base if base > 0 else None
+        target = TRACING_CPU_TARGETS.get(r["sampler_arg"])
+        out["runs"].append({"ratio": round(ratio, 4) if ratio is not None else None, "target": target,
+                            "met": None if target is None or ratio is None else ratio <= target})
+    return out
+
+
+def with_verdicts(part):
+    """A part (gateway or saga) of the tracing result with its runs' ratios and verdicts."""
+    v = cpu_verdicts(part["runs"])
+    for run_, verdict in zip(part["runs"], v["runs"]):
+        run_.update(cpu_ratio=verdict["ratio"], cpu_target=verdict["target"], target_met=verdict["met"])
+    part["baseline_cpu_s_per_1000"], part["off_spread"] = v["baseline_cpu_s_per_1000"], v["off_spread"]
+    return part
+
+
+class Jaeger:
+    """The trace backend: the running one if it is up, else started (and then stopped at the end)
+    by scripts/local/jaeger.sh; never built here (a cold build takes ~17 minutes)."""
+
+    def __init__(self):
+        self.started = False
+        self.skip = None
+        if subprocess.run([JAEGER, "status"], capture_output=True).returncode == 0:
+            self.how = "already running (left running)"
+            return
+        if subprocess.run([JAEGER, "path"], capture_output=True).returncode != 0:
+            self.skip = "Jaeger is not built; `scripts/local/jaeger.sh build` builds it once per machine (~17 min)"
+            return
+        say("tracing: starting Jaeger (scripts/local/jaeger.sh start)")
+        r = subprocess.run([JAEGER, "start"], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skip = "scripts/local/jaeger.sh start failed: " + (r.stderr or r.stdout).strip()[-500:]
+            return
+        self.started, self.how = True, "started for the run (stopped after it)"
+
+    def close(self):
+        if self.started:
+            say("tracing: stopping the Jaeger this run started")
+            subprocess.run([JAEGER, "stop"], capture_output=True)
+            self.started = False
+
+
+def measure_tracing(results, args):
+    """Tracing off, at 1% and at 100% (TRACING_CONFIGS' order), each on fresh processes: the gateway
+    at one fixed rate, then the saga at one fixed rate."""
+    jaeger = Jaeger()
+    if jaeger.skip:
+        say(f"tracing: skipped ({jaeger.skip})")
+        return {"target": "tracing", "skipped": jaeger.skip}
+    try:
+        say(f"tracing: Jaeger {jaeger.how}; OTLP/HTTP JSON to {OTLP_ENDPOINT}")
+        gateway = with_verdicts(tracing_gateway(results, args))
+        saga = with_verdicts(tracing_saga(args))
+    finally:
+        jaeger.close()
+    return {"target": "tracing", "jaeger": jaeger.how, "order": [label for label, _ in TRACING_CONFIGS],
+            "gateway": gateway, "saga": saga}
+
+
+def tracing_gateway(results, args):
+    """api-kafka at one rate, as the secured edge is compared with the plaintext one: the plaintext
+    gateway's half load (this run's api-kafka, else a quick search on an untraced gateway of its
+    own), sent by a steady client (--steady-connections keep-alive connections)."""
+    port = args.port_base + 4
+    url, metrics = f"http://127.0.0.1:{port}/kafka", f"http://127.0.0.1:{port}/metrics"
+
+    def gateway(name, env):
+        return Server(name, [os.path.join(BIN, "pix-api"), "--broker", "kafka", "--port", str(port),
+                             "--log-level", "warn", "--topic-prefix", PREFIX],
+                      lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), env=env)
+
+    def warm_up():  # as measure_http does: connections, workers, producers
+        time.sleep(1)
+        load(url, 20, 2, SEED_BODY)
+
+    plain = next((r for r in results if r["target"] == "api-kafka"), None)
+    if args.smoke:
+        rate, source = args.smoke_rate, "the smoke rate"
+    elif plain:
+        rate, source = plain["half_rate"], f"half of api-kafka's max sustainable {plain['max_rate']:.0f}/s, this run"
+    else:
+        say(f"tracing: api-kafka untraced, searching its max sustainable rate (p99 <= {args.bound_ms} ms)")
+        s = gateway("tracing-api-kafka-search", {})
+        try:
+            warm_up()
+            peak, _ = search(lambda r, sec: load(url, r, sec, SEED_BODY), args.start_rate, args.bound_ms,
+                             args.step_seconds, args.max_rate)
+        finally:
+            s.stop()
+        rate, source = max(peak / 2, 1), f"half of its max sustainable {peak:.0f}/s, searched untraced"
+    say(f"tracing: api-kafka at {rate:.0f}/s for {args.half_seconds}s over {args.steady_connections} connections, "
+        f"{', '.join(label for label, _ in TRACING_CONFIGS)}")
+    runs = []
+    for i, (label, arg) in enumerate(TRACING_CONFIGS):
+        s = gateway(f"tracing-api-kafka-{i}", tracing_env(arg))
+        try:
+            warm_up()
+            r = at_rate(s, url, rate, SEED_BODY, args, pool=args.steady_connections)
+            spans = drained_span_counts([metrics]) if arg else None
+            r["peak_rss_kb"] = rss_kb(s.pids(), "VmHWM")
+        finally:
+            s.stop()
+        runs.append({"tracing": label, "sampler_arg": arg, **r, "spans": spans})
+        print(f"    {label:>9}  {r['achieved_rate']:>8.0f}/s  p99 {p99_ms(r):8.2f} ms  errors {r['errors']:>6}  "
+              f"CPU {r['cpu_s_per_1000']:.4f} s/1000  spans {spans_text(spans)}", flush=True)
+    return {"rate": rate, "rate_from": source, "seconds": args.half_seconds,
+            "connections": args.steady_connections, "runs": runs}
+
+
+def tracing_saga(args):
+    """The saga at one fixed rate per configuration, each on a world of its own (its own topics,
+    exchange, consumer groups and databases: nothing carried over from the previous one)."""
+    rate = args.smoke_rate if args.smoke else args.tracing_saga_rate
+    seconds = args.half_seconds if args.smoke else (args.tracing_saga_seconds or min(args.half_seconds, 30))
+    say(f"tracing: the saga at {rate}/s for {seconds}s, {', '.join(label for label, _ in TRACING_CONFIGS)}")
+    runs = []
+    for i, (label, arg) in enumerate(TRACING_CONFIGS):
+        world = SagaWorld(args.saga_population, args.port_base, prefix=f"benchtrace{i}.", env=tracing_env(arg))
+        try:
+            row = saga_runs(world, args, rates=[rate], seconds=seconds)["runs"][0]
+            spans = drained_span_counts(world.metrics_urls()) if arg else None
+        finally:
+            world.close()
+        runs.append({"tracing": label, "sampler_arg": arg, **row, "spans": spans})
+        print(f"    {label:>9}  spans {spans_text(spans)}  CPU {row['cpu_s_per_1000']:.4f} s/1000 payments", flush=True)
+    return {"rate": rate, "seconds": seconds, "runs": runs}
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -603,7 +880,77 @@ def secured_edge_lines(by):
     return lines
 
 
-def markdown(results, saga, m, args):
+def dropped_text(spans):
+    """Spans dropped, with the reasons when there are any: "0", "120 (queue_full 118, rejected 2)"."""
+    if spans is None:
+        return "-"
+    total = sum(spans["dropped"].values())
+    reasons = ", ".join(f"{k} {n}" for k, n in sorted(spans["dropped"].items()) if n)
+    return f"{total} ({reasons})" if reasons else str(total)
+
+
+def exported_text(spans):
+    if spans is None:
+        return "-"
+    return f"{spans['exported']}" + (f" (+{spans['queued']} still queued)" if spans.get("queued") else "")
+
+
+def spans_text(spans):
+    return "-" if spans is None else f"{exported_text(spans)} exported, {dropped_text(spans)} dropped"
+
+
+def ratio_text(ratio):
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def verdict_text(run_):
+    if run_.get("cpu_target") is None:
+        return "-"
+    met = {True: "met", False: "NOT met", None: "not measured"}[run_.get("target_met")]
+    return f"≤ {run_['cpu_target']:.2f}x: {met}"
+
+
+def tracing_lines(tracing):
+    """Tracing off, at 1% and at 100%, side by side: the gateway, then the saga."""
+    if not tracing:
+        return []
+    if tracing.get("skipped"):
+        return ["", f"Tracing overhead: not measured ({tracing['skipped']})."]
+    g, s = tracing["gateway"], tracing["saga"]
+    order = ", ".join(tracing["order"])
+    lines = ["", f"Tracing overhead (OTLP/HTTP JSON to Jaeger on this machine, {tracing['jaeger']}; sampler "
+             f"parentbased_traceidratio at 0.01 and 1.0, default batch processor). Order: {order}, each on fresh "
+             "processes; \"off\" runs twice, first and last, so its two figures show the noise, and the CPU ratios "
+             "are against their mean. "
+             f"Gateway: api-kafka at {g['rate']:.0f}/s ({g['rate_from']}) for {g['seconds']} s over "
+             f"{g['connections']} keep-alive connections, CPU pix-api's own while loaded. "
+             f"Saga: {s['rate']}/s for {s['seconds']} s, latency end to end, CPU summed over pix-api and the four "
+             "stages until every payment is accounted for, per payment. Spans from /metrics once the export queue "
+             f"settled (at most {TRACE_DRAIN_S} s); Jaeger's own CPU is not counted.", "",
+             "| part | tracing | rate /s | achieved /s | p50 ms | p99 ms | errors | CPU s / 1000 req | vs off | target "
+             "| spans exported | spans dropped |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for part, name in ((g, "gateway"), (s, "saga")):
+        for r in part["runs"]:
+            if "e2e_latency_ms" in r:
+                p50, p99 = r["e2e_latency_ms"].get("p50", "-"), r["e2e_latency_ms"].get("p99", "-")
+                errs = f"{r['errors']}" + ("" if r["all_accounted"] else " (NOT all accounted)")
+            else:
+                p50, p99, errs = ms(r["latency_us"]["p50"]), ms(r["latency_us"]["p99"]), f"{r['errors']}"
+            lines.append(f"| {name} | {r['tracing']} | {r['rate']:.0f} | {r['achieved_rate']:.0f} | {p50} | {p99} | "
+                         f"{errs} | {r['cpu_s_per_1000']:.4f} | {ratio_text(r.get('cpu_ratio'))} | "
+                         f"{verdict_text(r)} | {exported_text(r['spans'])} | {dropped_text(r['spans'])} |")
+    lines.append("")
+    for part, name, unit in ((g, "gateway (api-kafka)", "request"), (s, "saga (gateway + 4 stages)", "payment")):
+        traced = [f"{r['tracing']} **{ratio_text(r.get('cpu_ratio'))}** ({verdict_text(r)})"
+                  for r in part["runs"] if r["sampler_arg"] is not None]
+        spread = part.get("off_spread")
+        noise = f"; the two off runs differ by {100 * spread:.1f}%" if spread is not None else ""
+        lines.append(f"- {name} CPU per {unit} against off: {'; '.join(traced)}{noise}")
+    return lines
+
+
+def markdown(results, saga, m, args, tracing=None):
     lines = [f"# pix-pubsub benchmark, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, kernel {m['kernel']}; "
              f"Kafka {m['kafka']}, RabbitMQ {m['rabbitmq']}; everything on this one machine.", "",
@@ -653,6 +1000,7 @@ def markdown(results, saga, m, args):
                          f"| {e.get('max', '-')} | {'yes' if row['all_accounted'] else 'NO'} |")
         lines.append(f"\nSustained saga rate (all accounted, e2e p99 <= {args.saga_bound_ms} ms): "
                      f"**{saga['max_rate']} payments/s**")
+    lines += tracing_lines(tracing)
     lines += ["", "Reproduce: `bench/run.py`"]
     return "\n".join(lines) + "\n"
 
@@ -667,7 +1015,9 @@ def measure_all(targets, args):
         if edge:
             edge.close()
     saga = measure_saga(args) if "saga" in targets else None
-    return results, saga
+    # Last: at api-kafka's half load when api-kafka ran.
+    tracing = measure_tracing(results, args) if "tracing" in targets else None
+    return results, saga, tracing
 
 
 def measure_broker(broker, targets, args, edge):
@@ -738,7 +1088,7 @@ def needed_binaries(targets):
             need.add(os.path.join(BIN, "pix-token"))
         if t.startswith("ceiling-"):
             need.add(os.path.join(BENCH_BIN, "pix-ceiling"))
-        if t == "saga":
+        if t in ("saga", "tracing"):
             need |= {os.path.join(BIN, p) for p in ("pix-api", "pix-sim", "pix-antifraud", "pix-settlement",
                                                      "pix-notifier", "pix-auditor")}
             need.add(os.path.join(BENCH_BIN, "pix-saga-probe"))
@@ -755,6 +1105,14 @@ def configure(args):
         missing = [p for p in needed_binaries(args.targets.split(",")) if not os.access(p, os.X_OK)]
         if missing:
             sys.exit(f"run.py: --build-dir {args.build_dir} lacks {', '.join(missing)} (build them first)")
+    # Tracing is measured only where the `tracing` target turns it on: nothing inherits an OTEL_*
+    # variable from the shell that started the run.
+    inherited = sorted(k for k in os.environ if k.startswith("OTEL_"))
+    for k in inherited:
+        del os.environ[k]
+    if inherited:
+        say(f"ignoring {', '.join(inherited)} from the environment (the servers under test run untraced "
+            "unless the tracing target says otherwise)")
     os.environ["PIX_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
     os.environ["PIX_RABBIT_URL"] = args.rabbit_url
     RABBIT_MGMT["url"] = args.rabbit_mgmt_url.rstrip("/")
@@ -765,8 +1123,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", default="api-kafka,api-kafka-tls,api-rabbitmq,api-rabbitmq-tls,seed-kafka-durable,"
                     "seed-kafka-fire-and-forget,seed-rabbit-durable,seed-rabbit-fire-and-forget,ceiling-kafka,"
-                    "ceiling-rabbit,saga",
-                    help="comma-separated; an api-*-tls target is compared with its api-* one when both run")
+                    "ceiling-rabbit,saga,tracing",
+                    help="comma-separated; an api-*-tls target is compared with its api-* one when both run; "
+                    "tracing runs api-kafka and the saga with tracing off, at 1%% and at 100%% (needs Jaeger built)")
     ap.add_argument("--bound-ms", type=float, default=50.0, help="p99 bound for 'sustainable'")
     ap.add_argument("--saga-bound-ms", type=float, default=5000.0, help="e2e p99 bound for the saga")
     ap.add_argument("--step-seconds", type=int, default=5)
@@ -775,6 +1134,10 @@ def main():
     ap.add_argument("--max-rate", type=float, default=200000)
     ap.add_argument("--saga-rates", type=lambda s: [int(x) for x in s.split(",")],
                     default=[50, 100, 200, 400, 800, 1600, 3200])
+    ap.add_argument("--tracing-saga-rate", type=int, default=400,
+                    help="payments/s of the tracing target's saga runs (below the saga's knee)")
+    ap.add_argument("--tracing-saga-seconds", type=int,
+                    help="duration of each of the tracing target's saga runs (default: --half-seconds, at most 30)")
     ap.add_argument("--saga-population", type=int, default=10000, help="accounts funded for the saga run")
     ap.add_argument("--smoke", action="store_true", help="tiny rates, a few seconds each: checks the machinery")
     ap.add_argument("--smoke-rate", type=int, default=50)
@@ -818,18 +1181,18 @@ def main():
         say("stopping the services ./pix up started, so that nothing else competes for the CPU")
         run([os.path.join(ROOT, "scripts", "local", "services.sh"), "stop"], stdout=subprocess.DEVNULL)
     try:
-        results, saga = measure_all(targets, args)
+        results, saga, tracing = measure_all(targets, args)
     finally:
         admin_topology(PREFIX, PREFIX.rstrip("."), delete=True)
         rabbit_api("DELETE", f"vhosts/{PEER_VHOST}")
 
     m = machine()
-    md = markdown(results, saga, m, args)
+    md = markdown(results, saga, m, args, tracing)
     print()
     print(md)
     os.makedirs(args.out, exist_ok=True)
     stamp = datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
-    doc = {"machine": m, "bound_ms": args.bound_ms, "results": results, "saga": saga}
+    doc = {"machine": m, "bound_ms": args.bound_ms, "results": results, "saga": saga, "tracing": tracing}
     for name in (stamp, "latest-smoke" if args.smoke else "latest"):
         with open(os.path.join(args.out, name + ".md"), "w") as f:
             f.write(md)
@@ -839,6 +1202,9 @@ def main():
     bad = [r["target"] for r in results if r["errors"] or r.get("equal_rate", {}).get("errors")]
     bad += ([] if not saga or all(
         x["all_accounted"] for x in saga["runs"][:1]) else ["saga"])
+    if tracing and not tracing.get("skipped"):
+        bad += [f"tracing {part} {r['tracing']}" for part in ("gateway", "saga") for r in tracing[part]["runs"]
+                if r["errors"] or not r.get("all_accounted", True)]
     if bad:
         say(f"errors at half load in: {', '.join(bad)}")
         return 1

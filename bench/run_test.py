@@ -74,6 +74,156 @@ class SecuredEdgeReport(unittest.TestCase):
         self.assertIn("**1.10x**", md)
 
 
+METRICS = """# HELP pix_trace_spans_exported_total Spans the trace backend accepted
+# TYPE pix_trace_spans_exported_total counter
+pix_trace_spans_exported_total 1536
+# HELP pix_trace_spans_dropped_total Spans dropped: queue_full (backend slow or down), ...
+# TYPE pix_trace_spans_dropped_total counter
+pix_trace_spans_dropped_total{reason="queue_full"} 120
+pix_trace_spans_dropped_total{reason="export_failed"} 0
+pix_trace_spans_dropped_total{reason="rejected"} 3
+pix_trace_queue_spans 17
+pix_http_requests_total{route="/kafka",status="200"} 9000 1700000000000
+"""
+
+
+def traced_run(label, arg, cpu):
+    return {"tracing": label, "sampler_arg": arg, "cpu_s_per_1000": cpu}
+
+
+class TracingReport(unittest.TestCase):
+    def test_metrics_parse_with_labels_and_timestamps(self):
+        m = bench.parse_metrics(METRICS)
+        self.assertEqual(m["pix_trace_spans_exported_total"], 1536)
+        self.assertEqual(m['pix_trace_spans_dropped_total{reason="queue_full"}'], 120)
+        self.assertEqual(m['pix_http_requests_total{route="/kafka",status="200"}'], 9000)
+        self.assertEqual(bench.parse_metrics('a{l="x y"} 2\n# c\nbad\nb NaN-ish\n'), {'a{l="x y"}': 2})
+
+    def test_span_counts_by_reason(self):
+        self.assertEqual(bench.span_counts(METRICS), {"exported": 1536, "queued": 17,
+                                                      "dropped": {"queue_full": 120, "export_failed": 0,
+                                                                  "rejected": 3}})
+        self.assertIsNone(bench.span_counts("pix_http_requests_total 5\n"))  # tracing off: no tracer
+        self.assertIsNone(bench.span_counts(""))  # no answer
+
+    def test_span_counts_add_up_over_processes(self):
+        one = bench.span_counts(METRICS)
+        total = bench.sum_span_counts([one, None, one])
+        self.assertEqual(total["exported"], 3072)
+        self.assertEqual(total["dropped"], {"queue_full": 240, "export_failed": 0, "rejected": 6})
+        self.assertIsNone(bench.sum_span_counts([None, None]))
+        self.assertEqual(bench.dropped_text(total), "246 (queue_full 240, rejected 6)")
+        self.assertEqual(bench.dropped_text({"exported": 1, "queued": 0, "dropped": {"queue_full": 0}}), "0")
+        self.assertEqual(bench.exported_text(total), "3072 (+34 still queued)")
+        self.assertEqual(bench.dropped_text(None), "-")
+
+    def test_spans_settle_when_nothing_is_queued_nor_in_flight_twice(self):
+        def c(exported, queued, dropped=0):
+            return {"exported": exported, "queued": queued, "dropped": {"queue_full": dropped}}
+        self.assertFalse(bench.settled(None, c(10, 0), 0))  # one poll proves nothing
+        self.assertFalse(bench.settled(c(10, 5), c(10, 0), 0.5))  # a batch just taken: maybe in flight
+        self.assertFalse(bench.settled(c(10, 0), c(522, 0), 0))  # it was: now counted
+        self.assertTrue(bench.settled(c(522, 0), c(522, 0), 0.5))
+        self.assertFalse(bench.settled(c(522, 0, 3), c(522, 0, 4), 0))
+
+    def test_without_the_queue_gauge_the_counts_must_stay_still_past_the_schedule_delay(self):
+        old = {"exported": 238, "queued": None, "dropped": {"queue_full": 0}}
+        self.assertFalse(bench.settled(old, dict(old), 2.0))  # the next scheduled export may be due
+        self.assertTrue(bench.settled(old, dict(old), bench.TRACE_QUIET_S))
+        self.assertFalse(bench.settled(old, {**old, "exported": 380}, 9))
+        no_gauge = METRICS.replace("pix_trace_queue_spans 17\n", "")
+        self.assertIsNone(bench.span_counts(no_gauge)["queued"])
+        self.assertIsNone(bench.sum_span_counts([bench.span_counts(no_gauge), bench.span_counts(METRICS)])["queued"])
+        self.assertEqual(bench.exported_text(bench.span_counts(no_gauge)), "1536")
+
+    def test_ratios_against_the_mean_of_the_off_runs(self):
+        v = bench.cpu_verdicts([traced_run("off", None, 0.020), traced_run("1%", "0.01", 0.0208),
+                                traced_run("100%", "1.0", 0.027), traced_run("off again", None, 0.020)])
+        self.assertEqual(v["baseline_cpu_s_per_1000"], 0.02)
+        self.assertEqual(v["off_spread"], 0)
+        self.assertEqual([r["ratio"] for r in v["runs"]], [1.0, 1.04, 1.35, 1.0])
+        self.assertEqual([r["target"] for r in v["runs"]], [None, 1.05, 1.25, None])
+        self.assertEqual([r["met"] for r in v["runs"]], [None, True, False, None])
+
+    def test_the_noise_is_the_off_runs_spread(self):
+        v = bench.cpu_verdicts([traced_run("off", None, 0.019), traced_run("1%", "0.01", 0.0210),
+                                traced_run("off again", None, 0.021)])
+        self.assertAlmostEqual(v["off_spread"], 0.1)
+        self.assertEqual(v["runs"][1], {"ratio": 1.05, "target": 1.05, "met": True})  # at the target: met
+
+    def test_without_an_off_run_there_is_no_ratio(self):
+        v = bench.cpu_verdicts([traced_run("1%", "0.01", 0.02)])
+        self.assertIsNone(v["baseline_cpu_s_per_1000"])
+        self.assertIsNone(v["off_spread"])
+        self.assertEqual(v["runs"], [{"ratio": None, "target": 1.05, "met": None}])
+
+    def test_the_traced_environment(self):
+        self.assertEqual(bench.tracing_env(None), {})
+        self.assertEqual(bench.tracing_env("0.01"), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                                                     "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                                                     "OTEL_TRACES_SAMPLER_ARG": "0.01"})
+        self.assertEqual([arg for _, arg in bench.TRACING_CONFIGS], [None, "0.01", "1.0", None])
+
+    def tracing(self):
+        spans = bench.span_counts(METRICS)
+
+        def gw(label, arg, cpu):
+            r = {**traced_run(label, arg, cpu), "rate": 20000, "achieved_rate": 19990.4, "errors": 0,
+                 "latency_us": {"p50": 2500, "p99": 5000}, "spans": spans if arg else None}
+            return r
+
+        def sg(label, arg, cpu, accounted=True):
+            return {**traced_run(label, arg, cpu), "rate": 400, "achieved_rate": 399.7, "errors": 0,
+                    "e2e_latency_ms": {"p50": 18.1, "p99": 25.0}, "all_accounted": accounted,
+                    "spans": spans if arg else None}
+
+        gateway = bench.with_verdicts({"rate": 20000, "rate_from": "half of api-kafka's max sustainable 40000/s",
+                                       "seconds": 10, "connections": 128,
+                                       "runs": [gw("off", None, 0.020), gw("1%", "0.01", 0.0206),
+                                                gw("100%", "1.0", 0.026), gw("off again", None, 0.020)]})
+        saga = bench.with_verdicts({"rate": 400, "seconds": 10,
+                                    "runs": [sg("off", None, 0.5), sg("1%", "0.01", 0.55, accounted=False),
+                                             sg("100%", "1.0", 0.6), sg("off again", None, 0.5)]})
+        return {"target": "tracing", "jaeger": "already running (left running)",
+                "order": [label for label, _ in bench.TRACING_CONFIGS], "gateway": gateway, "saga": saga}
+
+    def test_the_table_side_by_side(self):
+        t = self.tracing()
+        self.assertEqual(t["gateway"]["runs"][1]["cpu_ratio"], 1.03)
+        self.assertTrue(t["gateway"]["runs"][1]["target_met"])
+        lines = "\n".join(bench.tracing_lines(t))
+        self.assertIn("Order: off, 1%, 100%, off again", lines)
+        self.assertIn("api-kafka at 20000/s (half of api-kafka's max sustainable 40000/s) for 10 s over 128", lines)
+        self.assertIn("| gateway | off | 20000 | 19990 | 2.50 | 5.00 | 0 | 0.0200 | 1.00x | - | - | - |", lines)
+        self.assertIn("| gateway | 1% | 20000 | 19990 | 2.50 | 5.00 | 0 | 0.0206 | 1.03x | ≤ 1.05x: met | "
+                      "1536 (+17 still queued) | 123 (queue_full 120, rejected 3) |", lines)
+        self.assertIn("| gateway | 100% | 20000 | 19990 | 2.50 | 5.00 | 0 | 0.0260 | 1.30x | ≤ 1.25x: NOT met |", lines)
+        self.assertIn("| saga | 1% | 400 | 400 | 18.1 | 25.0 | 0 (NOT all accounted) | 0.5500 | 1.10x | "
+                      "≤ 1.05x: NOT met |", lines)
+        self.assertIn("- gateway (api-kafka) CPU per request against off: 1% **1.03x** (≤ 1.05x: met); "
+                      "100% **1.30x** (≤ 1.25x: NOT met); the two off runs differ by 0.0%", lines)
+        self.assertIn("- saga (gateway + 4 stages) CPU per payment against off:", lines)
+
+    def test_skipped_says_why(self):
+        lines = bench.tracing_lines({"target": "tracing", "skipped": "Jaeger is not built"})
+        self.assertEqual(lines, ["", "Tracing overhead: not measured (Jaeger is not built)."])
+        self.assertEqual(bench.tracing_lines(None), [])
+
+    def test_markdown_carries_the_tracing_section(self):
+        class Args:
+            bound_ms, step_seconds, half_seconds, saga_bound_ms = 50.0, 4, 10, 5000.0
+        machine = {"cpu": "x", "cores": 2, "memory_gib": 1, "os": "Debian", "kernel": "6", "kafka": "3.9.1",
+                   "rabbitmq": "3.10"}
+        md = bench.markdown([result("api-kafka", 100, 5000, 0.02)], None, machine, Args(), self.tracing())
+        self.assertIn("| gateway | 100% |", md)
+        self.assertIn("| saga | off again |", md)
+
+    def test_tracing_needs_the_stages_and_the_probe(self):
+        need = [os.path.basename(p) for p in bench.needed_binaries(["tracing"])]
+        self.assertIn("pix-saga-probe", need)
+        self.assertIn("pix-settlement", need)
+
+
 class BrokerAddresses(unittest.TestCase):
     def test_management_api_uses_the_amqp_urls_user(self):
         self.assertEqual(bench.basic_auth("amqp://guest:guest@127.0.0.1:5672/"), "Basic Z3Vlc3Q6Z3Vlc3Q=")

@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 
 #include <atomic>
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -305,6 +306,25 @@ TracingConfig enabled_config(double ratio = 1.0) {
   c.sampler = Sampler(ratio, true);
   c.schedule_delay = 10min;
   return c;
+}
+
+TEST(OtlpJsonWriter, EscapesWhatJsonMustAndKeepsEveryType) {
+  SpanData s = span_named("say \"oi\"\n\x01 ação \\ fim");
+  s.attributes = {{"pix.ratio", 0.125}, {"pix.big", std::int64_t{-9'007'199'254'740'993}}};
+  append_attribute_json(s.encoded_attributes, "pix.key\"q", std::string_view("v\tw"));
+  append_attribute_json(s.encoded_attributes, "pix.ok", true);
+  append_attribute_json(s.encoded_attributes, "pix.nan", std::numeric_limits<double>::quiet_NaN());
+  const auto v = json::parse(encode_otlp_json({}, {s}, "1.0"));
+  const auto& span = v.at("resourceSpans").at(0).at("scopeSpans").at(0).at("spans").at(0);
+  EXPECT_EQ(span.at("name").as_string(), "say \"oi\"\n\x01 ação \\ fim");
+  const auto& attrs = span.at("attributes").as_array();
+  ASSERT_EQ(attrs.size(), 5u);
+  EXPECT_EQ(attrs[0].at("value").at("doubleValue").as_double(), 0.125);
+  EXPECT_EQ(attrs[1].at("value").at("intValue").as_string(), "-9007199254740993");
+  EXPECT_EQ(attrs[2].at("key").as_string(), "pix.key\"q");
+  EXPECT_EQ(attrs[2].at("value").at("stringValue").as_string(), "v\tw");
+  EXPECT_EQ(attrs[3].at("value").at("boolValue").as_bool(), true);
+  EXPECT_EQ(attrs[4].at("value").at("doubleValue").as_string(), "NaN") << "the protobuf JSON mapping's spelling";
 }
 
 TEST(Tracer, ADisabledTracerPropagatesContextAndRecordsNothing) {

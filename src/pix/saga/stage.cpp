@@ -289,6 +289,7 @@ struct KafkaStage::Impl {
         if (--it->second.outstanding == 0) finish(c.record);
         continue;
       }
+      const telemetry::ActiveSpan active(it->second.span);  // its log lines carry the record's trace
       int& attempt = attempts[{c.record, c.output}];
       ++attempt;
       if (c.result.status == broker::PublishStatus::kRejected && attempt >= options.max_refusals &&

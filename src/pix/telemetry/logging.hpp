@@ -2,6 +2,7 @@
 /// @file Process-wide structured logging (JSON lines on stderr by default).
 
 #include <string>
+#include <string_view>
 
 namespace pix::telemetry {
 
@@ -10,5 +11,7 @@ void setup_logging(const std::string& service, const std::string& level, const s
 
 /// `s` escaped for use inside a JSON string literal.
 std::string json_escape(std::string_view s);
+/// The same, appended to `out` (quote, backslash and control characters escaped; UTF-8 as is).
+void append_json_escaped(std::string& out, std::string_view s);
 
 }  // namespace pix::telemetry

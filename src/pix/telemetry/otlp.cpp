@@ -1,56 +1,32 @@
 #include "pix/telemetry/otlp.hpp"
 
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 
+#include "pix/telemetry/logging.hpp"
+
 namespace pix::telemetry {
 namespace {
 
-namespace json = boost::json;
-
-json::object any_value(const Attribute::Value& v);
-
-json::array attributes_json(const std::vector<Attribute>& attributes) {
-  json::array out;
-  for (const auto& a : attributes) out.push_back(json::object{{"key", a.key}, {"value", any_value(a.value)}});
-  return out;
+void append_number(std::string& out, std::int64_t v) {
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
 }
 
-json::object any_value(const Attribute::Value& v) {
-  json::object o;
-  if (const auto* s = std::get_if<std::string>(&v)) o["stringValue"] = *s;
-  if (const auto* b = std::get_if<bool>(&v)) o["boolValue"] = *b;
-  if (const auto* i = std::get_if<std::int64_t>(&v)) o["intValue"] = std::to_string(*i);  // int64: a string
-  if (const auto* d = std::get_if<double>(&v)) o["doubleValue"] = *d;
-  return o;
+// `"name":` with the comma before it unless it opens the object.
+void member(std::string& out, std::string_view name) {
+  if (out.back() != '{') out += ',';
+  out += '"';
+  out += name;
+  out += "\":";
 }
 
-json::object span_json(const SpanData& s) {
-  json::object o;
-  o["traceId"] = s.trace_id;
-  o["spanId"] = s.span_id;
-  if (!s.parent_span_id.empty()) o["parentSpanId"] = s.parent_span_id;
-  o["name"] = s.name;
-  o["kind"] = static_cast<int>(s.kind);
-  o["startTimeUnixNano"] = std::to_string(s.start_unix_nano);
-  o["endTimeUnixNano"] = std::to_string(s.end_unix_nano);
-  if (!s.attributes.empty()) o["attributes"] = attributes_json(s.attributes);
-  if (!s.links.empty()) {
-    json::array links;
-    for (const auto& l : s.links) links.push_back(json::object{{"traceId", l.trace_id}, {"spanId", l.span_id}});
-    o["links"] = std::move(links);
-  }
-  if (s.status != SpanStatus::kUnset) {
-    json::object status{{"code", static_cast<int>(s.status)}};
-    if (s.status == SpanStatus::kError && !s.status_message.empty()) status["message"] = s.status_message;
-    o["status"] = std::move(status);
-  }
-  return o;
+void append_attributes(std::string& out, const std::vector<Attribute>& attributes) {
+  out += '[';
+  for (const auto& a : attributes) append_attribute_json(out, a.key, a.value);
+  out += ']';
 }
 
 /// The last 16 hex digits of a trace id as a number; nullopt if they are not hex.
@@ -65,15 +41,166 @@ std::optional<std::uint64_t> low_bits(std::string_view trace_id) {
 
 }  // namespace
 
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  append_json_escaped(out, s);
+  out += '"';
+}
+
+namespace {
+
+void attribute_head(std::string& out, std::string_view key) {
+  if (!out.empty() && out.back() != '[') out += ',';
+  out += R"({"key":)";
+  append_json_string(out, key);
+  out += R"(,"value":)";
+}
+
+}  // namespace
+
+void append_attribute_json(std::string& out, std::string_view key, std::string_view value) {
+  attribute_head(out, key);
+  out += R"({"stringValue":)";
+  append_json_string(out, value);
+  out += "}}";
+}
+
+void append_attribute_json(std::string& out, std::string_view key, std::int64_t value) {
+  attribute_head(out, key);
+  out += R"({"intValue":")";  // int64: a string
+  append_number(out, value);
+  out += "\"}}";
+}
+
+void append_attribute_json(std::string& out, std::string_view key, bool value) {
+  attribute_head(out, key);
+  out += value ? R"({"boolValue":true}})" : R"({"boolValue":false}})";
+}
+
+void append_attribute_json(std::string& out, std::string_view key, double value) {
+  attribute_head(out, key);
+  out += R"({"doubleValue":)";
+  if (std::isfinite(value)) {
+    char buf[32];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, end);
+  } else {
+    out += std::isnan(value) ? R"("NaN")" : (value > 0 ? R"("Infinity")" : R"("-Infinity")");
+  }
+  out += "}}";
+}
+
+void append_attribute_json(std::string& out, std::string_view key, const Attribute::Value& value) {
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          append_attribute_json(out, key, std::string_view(v));
+        } else {
+          append_attribute_json(out, key, v);
+        }
+      },
+      value);
+}
+
+std::size_t open_span_json(std::string& out, std::string_view trace_id, std::string_view span_id,
+                           std::string_view parent_span_id, std::string_view name, SpanKind kind,
+                           std::int64_t start_unix_nano) {
+  out += '{';
+  member(out, "traceId");
+  append_json_string(out, trace_id);
+  member(out, "spanId");
+  append_json_string(out, span_id);
+  if (!parent_span_id.empty()) {
+    member(out, "parentSpanId");
+    append_json_string(out, parent_span_id);
+  }
+  member(out, "name");
+  append_json_string(out, name);
+  member(out, "kind");
+  append_number(out, static_cast<int>(kind));
+  member(out, "startTimeUnixNano");
+  out += '"';
+  append_number(out, start_unix_nano);
+  out += '"';
+  const std::size_t mark = out.size();
+  out += R"(,"attributes":[)";
+  return mark;
+}
+
+void close_span_json(std::string& out, std::size_t attributes_mark, std::int64_t end_unix_nano,
+                     const std::vector<TraceContext>& links, SpanStatus status, std::string_view status_message) {
+  if (out.back() == '[') {
+    out.resize(attributes_mark);  // no attribute: the field is left out
+  } else {
+    out += ']';
+  }
+  member(out, "endTimeUnixNano");
+  out += '"';
+  append_number(out, end_unix_nano);
+  out += '"';
+  if (!links.empty()) {
+    member(out, "links");
+    out += '[';
+    for (const auto& l : links) {
+      if (out.back() != '[') out += ',';
+      out += R"({"traceId":)";
+      append_json_string(out, l.trace_id);
+      out += R"(,"spanId":)";
+      append_json_string(out, l.span_id);
+      out += '}';
+    }
+    out += ']';
+  }
+  if (status != SpanStatus::kUnset) {
+    member(out, "status");
+    out += R"({"code":)";
+    append_number(out, static_cast<int>(status));
+    if (status == SpanStatus::kError && !status_message.empty()) {
+      out += R"(,"message":)";
+      append_json_string(out, status_message);
+    }
+    out += '}';
+  }
+  out += '}';
+}
+
+void append_span_json(std::string& out, const SpanData& s) {
+  const std::size_t mark =
+      open_span_json(out, s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.start_unix_nano);
+  for (const auto& a : s.attributes) append_attribute_json(out, a.key, a.value);
+  if (!s.encoded_attributes.empty()) {
+    if (out.back() != '[') out += ',';
+    out += s.encoded_attributes;
+  }
+  close_span_json(out, mark, s.end_unix_nano, s.links, s.status, s.status_message);
+}
+
+std::string wrap_spans_json(const Resource& resource, const std::vector<std::string>& spans,
+                            std::string_view scope_version) {
+  std::size_t size = 256;
+  for (const auto& s : spans) size += s.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += R"({"resourceSpans":[{"resource":{"attributes":)";
+  append_attributes(out, resource.attributes);
+  out += R"(},"scopeSpans":[{"scope":{"name":"pix-pubsub","version":)";
+  append_json_string(out, scope_version);
+  out += R"(},"spans":[)";
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    if (i) out += ',';
+    out += spans[i];
+  }
+  out += "]}]}]}";
+  return out;
+}
+
 std::string encode_otlp_json(const Resource& resource, const std::vector<SpanData>& spans,
                              std::string_view scope_version) {
-  json::array span_list;
-  for (const auto& s : spans) span_list.push_back(span_json(s));
-  json::object scope{{"name", "pix-pubsub"}, {"version", scope_version}};
-  json::object scope_spans{{"scope", std::move(scope)}, {"spans", std::move(span_list)}};
-  json::object resource_spans{{"resource", json::object{{"attributes", attributes_json(resource.attributes)}}},
-                              {"scopeSpans", json::array{std::move(scope_spans)}}};
-  return json::serialize(json::object{{"resourceSpans", json::array{std::move(resource_spans)}}});
+  std::vector<std::string> encoded;
+  encoded.reserve(spans.size());
+  for (const auto& s : spans) append_span_json(encoded.emplace_back(), s);
+  return wrap_spans_json(resource, encoded, scope_version);
 }
 
 Sampler::Sampler(double ratio, bool parent_based)

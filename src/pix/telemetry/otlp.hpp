@@ -39,6 +39,8 @@ struct SpanData {
   std::int64_t start_unix_nano = 0;
   std::int64_t end_unix_nano = 0;
   std::vector<Attribute> attributes;
+  /// More attributes, already encoded (comma-separated OTLP/JSON KeyValue objects).
+  std::string encoded_attributes;
   std::vector<TraceContext> links;  ///< e.g. a consumer's link to the producer's context
   SpanStatus status = SpanStatus::kUnset;
   std::string status_message;  ///< only with kError
@@ -52,6 +54,30 @@ struct Resource {
 /// The ExportTraceServiceRequest body for `spans` (one resource, one scope `pix-pubsub`).
 std::string encode_otlp_json(const Resource& resource, const std::vector<SpanData>& spans,
                              std::string_view scope_version);
+
+/// The same in two steps, as the exporter does it: each span encoded once, when it ends
+/// (append_span_json), and a batch of encoded spans wrapped into one request (wrap_spans_json).
+void append_span_json(std::string& out, const SpanData& span);
+
+/// A span written as it is recorded, into one buffer: open_span_json writes everything known at
+/// the start and opens the attribute list (returning a mark), append_attribute_json adds to it,
+/// close_span_json ends the list (or removes it when empty) and writes the rest.
+std::size_t open_span_json(std::string& out, std::string_view trace_id, std::string_view span_id,
+                           std::string_view parent_span_id, std::string_view name, SpanKind kind,
+                           std::int64_t start_unix_nano);
+void close_span_json(std::string& out, std::size_t attributes_mark, std::int64_t end_unix_nano,
+                     const std::vector<TraceContext>& links, SpanStatus status, std::string_view status_message);
+std::string wrap_spans_json(const Resource& resource, const std::vector<std::string>& spans,
+                            std::string_view scope_version);
+
+/// Appends `s` as a JSON string literal, quotes included (control characters escaped, UTF-8 as is).
+void append_json_string(std::string& out, std::string_view s);
+/// Appends one OTLP/JSON KeyValue, after a comma unless `out` is empty or ends with '['.
+void append_attribute_json(std::string& out, std::string_view key, const Attribute::Value& value);
+void append_attribute_json(std::string& out, std::string_view key, std::string_view value);
+void append_attribute_json(std::string& out, std::string_view key, std::int64_t value);
+void append_attribute_json(std::string& out, std::string_view key, bool value);
+void append_attribute_json(std::string& out, std::string_view key, double value);
 
 /// @brief `OTEL_TRACES_SAMPLER`'s samplers. Parent-based (the default, parentbased_traceidratio):
 /// a span with a parent follows the parent's sampled flag. A root span, or any span when not

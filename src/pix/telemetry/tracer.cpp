@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include "pix/http/client.hpp"
 
@@ -112,7 +113,13 @@ BatchExporter::~BatchExporter() {
   thread_.join();
 }
 
-bool BatchExporter::enqueue(SpanData&& span) {
+bool BatchExporter::enqueue(const SpanData& span) {
+  std::string encoded;
+  append_span_json(encoded, span);
+  return enqueue(std::move(encoded));
+}
+
+bool BatchExporter::enqueue(std::string span) {
   bool full_batch = false;
   {
     std::lock_guard lock(mutex_);
@@ -144,7 +151,7 @@ std::size_t BatchExporter::queued() const {
 }
 
 void BatchExporter::run() {
-  std::vector<SpanData> batch;
+  std::vector<std::string> batch;
   batch.reserve(options_.max_batch);
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -171,8 +178,8 @@ void BatchExporter::run() {
   }
 }
 
-void BatchExporter::export_batch(std::vector<SpanData>& batch, bool retry) {
-  const std::string body = encode_otlp_json(resource_, batch, PIX_VERSION);
+void BatchExporter::export_batch(std::vector<std::string>& batch, bool retry) {
+  const std::string body = wrap_spans_json(resource_, batch, PIX_VERSION);
   auto backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     const ExportAttempt a = transport_(body);
@@ -207,18 +214,25 @@ void BatchExporter::export_batch(std::vector<SpanData>& batch, bool retry) {
 
 // ---- Span ------------------------------------------------------------------------------------
 
-Span::Span(Span&& other) noexcept
-    : context_(std::move(other.context_)), data_(std::move(other.data_)), tracer_(other.tracer_) {
-  other.tracer_ = nullptr;
+void Span::move_from(Span& other) noexcept {
+  context_ = std::move(other.context_);
+  tracer_ = std::exchange(other.tracer_, nullptr);
+  recording_ = std::exchange(other.recording_, false);
+  json_ = std::move(other.json_);
+  attributes_mark_ = other.attributes_mark_;
+  links_ = std::move(other.links_);
+  status_ = other.status_;
+  status_message_ = std::move(other.status_message_);
+}
+
+Span::Span(Span&& other) noexcept {
+  move_from(other);
 }
 
 Span& Span::operator=(Span&& other) noexcept {
   if (this != &other) {
     end();
-    context_ = std::move(other.context_);
-    data_ = std::move(other.data_);
-    tracer_ = other.tracer_;
-    other.tracer_ = nullptr;
+    move_from(other);
   }
   return *this;
 }
@@ -227,34 +241,45 @@ Span::~Span() {
   end();
 }
 
-Span& Span::set(std::string_view key, Attribute::Value value) {
-  if (data_) data_->attributes.push_back({std::string(key), std::move(value)});
+Span& Span::set(std::string_view key, std::string_view value) {
+  if (recording_) append_attribute_json(json_, key, value);
+  return *this;
+}
+
+Span& Span::set(std::string_view key, std::int64_t value) {
+  if (recording_) append_attribute_json(json_, key, value);
+  return *this;
+}
+
+Span& Span::set(std::string_view key, bool value) {
+  if (recording_) append_attribute_json(json_, key, value);
+  return *this;
+}
+
+Span& Span::set(std::string_view key, double value) {
+  if (recording_) append_attribute_json(json_, key, value);
   return *this;
 }
 
 Span& Span::set_error(std::string_view message) {
-  if (data_) {
-    data_->status = SpanStatus::kError;
-    data_->status_message = std::string(message);
+  if (recording_) {
+    status_ = SpanStatus::kError;
+    status_message_ = std::string(message);
   }
   return *this;
 }
 
 Span& Span::add_link(const TraceContext& context) {
-  if (data_) data_->links.push_back(context);
-  return *this;
-}
-
-Span& Span::rename(std::string_view name) {
-  if (data_) data_->name = std::string(name);
+  if (recording_) links_.push_back(context);
   return *this;
 }
 
 void Span::end() {
-  if (!data_) return;
-  data_->end_unix_nano = unix_nanos();
-  if (tracer_) tracer_->finish(std::move(*data_));
-  data_.reset();
+  if (!recording_) return;
+  recording_ = false;
+  close_span_json(json_, attributes_mark_, unix_nanos(), links_, status_, status_message_);
+  if (tracer_) tracer_->finish(std::move(json_));
+  json_.clear();
 }
 
 // ---- Tracer ----------------------------------------------------------------------------------
@@ -279,13 +304,11 @@ Span Tracer::start(std::string_view name, SpanKind kind, const std::optional<Tra
   if (!exporter_) return s;  // disabled: the context propagates, nothing is recorded
   s.context_.sampled = sampler_.sample(parent, s.context_.trace_id);
   if (!s.context_.sampled) return s;
-  s.data_ = std::make_unique<SpanData>();
-  s.data_->trace_id = s.context_.trace_id;
-  s.data_->span_id = s.context_.span_id;
-  if (parent) s.data_->parent_span_id = parent->span_id;
-  s.data_->name = std::string(name);
-  s.data_->kind = kind;
-  s.data_->start_unix_nano = unix_nanos();
+  s.recording_ = true;
+  s.json_.reserve(1024);  // a gateway span with its attributes fits: one allocation per span
+  s.attributes_mark_ =
+      open_span_json(s.json_, s.context_.trace_id, s.context_.span_id,
+                     parent ? std::string_view(parent->span_id) : std::string_view{}, name, kind, unix_nanos());
   return s;
 }
 
@@ -293,7 +316,7 @@ bool Tracer::flush(std::chrono::milliseconds bound) {
   return exporter_ ? exporter_->flush(bound) : true;
 }
 
-void Tracer::finish(SpanData&& span) {
+void Tracer::finish(std::string&& span) {
   if (exporter_) exporter_->enqueue(std::move(span));
 }
 

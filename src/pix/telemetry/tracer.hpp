@@ -58,8 +58,10 @@ class BatchExporter {
   BatchExporter(const BatchExporter&) = delete;
   BatchExporter& operator=(const BatchExporter&) = delete;
 
-  /// Queues a finished span; false (and counted) when the queue is full. Never blocks on I/O.
-  bool enqueue(SpanData&& span);
+  /// Queues a finished span, encoded (append_span_json); false (and counted) when the queue is
+  /// full. Never blocks on I/O.
+  bool enqueue(std::string span_json);
+  bool enqueue(const SpanData& span);
   /// Exports everything queued now, waiting at most `bound`. True if the queue was emptied.
   bool flush(std::chrono::milliseconds bound);
 
@@ -70,7 +72,7 @@ class BatchExporter {
  private:
   void run();
   /// Sends one batch, with retries while `retry` allows; returns when it is settled.
-  void export_batch(std::vector<SpanData>& batch, bool retry);
+  void export_batch(std::vector<std::string>& batch, bool retry);
 
   Options options_;
   Resource resource_;
@@ -85,7 +87,7 @@ class BatchExporter {
   mutable std::mutex mutex_;
   std::condition_variable wake_;     // the worker: a full batch, a flush, or stop
   std::condition_variable flushed_;  // flush(): the worker went idle with an empty queue
-  std::vector<SpanData> queue_;
+  std::vector<std::string> queue_;   // encoded spans
   bool stop_ = false;
   std::uint64_t flush_requests_ = 0;
   std::uint64_t flush_done_ = 0;
@@ -107,25 +109,39 @@ class Span {
   ~Span();
 
   const TraceContext& context() const noexcept { return context_; }
-  bool recording() const noexcept { return data_ != nullptr; }
+  bool recording() const noexcept { return recording_; }
   /// A context exists (a default-constructed Span has none).
   bool valid() const noexcept { return !context_.trace_id.empty(); }
 
-  Span& set(std::string_view key, Attribute::Value value);
+  /// Records an attribute (encoded as OTLP/JSON at once: one append, no allocation of its own).
+  /// Integers are std::int64_t: another integer type does not compile, rather than turn into a bool.
+  Span& set(std::string_view key, std::string_view value);
+  Span& set(std::string_view key, const char* value) { return set(key, std::string_view(value)); }
+  Span& set(std::string_view key, const std::string& value) { return set(key, std::string_view(value)); }
+  Span& set(std::string_view key, std::int64_t value);
+  Span& set(std::string_view key, bool value);
+  Span& set(std::string_view key, double value);
   /// Status ERROR with `message` (an HTTP 5xx, a refused output, a dead-lettered record).
   Span& set_error(std::string_view message);
   Span& add_link(const TraceContext& context);
-  /// The span's name, when known only later (a route once the request is parsed).
-  Span& rename(std::string_view name);
   /// A span under this one, from the same tracer (a no-op span for an invalid one).
   Span child(std::string_view name, SpanKind kind = SpanKind::kInternal) const;
   void end();
 
  private:
   friend class Tracer;
+  void move_from(Span& other) noexcept;
+
   TraceContext context_;
-  std::unique_ptr<SpanData> data_;
   Tracer* tracer_ = nullptr;
+  // While recording, the span is written as it goes (OTLP/JSON, attribute list open): one buffer,
+  // one allocation, handed to the exporter as it is at end().
+  bool recording_ = false;
+  std::string json_;
+  std::size_t attributes_mark_ = 0;
+  std::vector<TraceContext> links_;
+  SpanStatus status_ = SpanStatus::kUnset;
+  std::string status_message_;
 };
 
 /// @brief Starts spans, decides sampling, hands finished spans to the exporter. A
@@ -146,7 +162,7 @@ class Tracer {
 
  private:
   friend class Span;
-  void finish(SpanData&& span);
+  void finish(std::string&& span_json);
 
   Sampler sampler_{1.0, true};
   std::unique_ptr<BatchExporter> exporter_;
