@@ -30,8 +30,12 @@ std::variant<json::object, std::string> value_object(const kafka::ConsumedRecord
   return std::move(v.as_object());
 }
 
-telemetry::TraceContext child_trace(const std::string& traceparent) {
-  return telemetry::TraceContext::child_of(telemetry::parse_traceparent(traceparent));
+// The trace an output continues: the input's context as it came (a new trace without one). The
+// stage that publishes the output replaces it with its own PRODUCER span's context, so no span id
+// is made here only to be thrown away.
+telemetry::TraceContext continued_trace(const std::string& traceparent) {
+  auto parent = telemetry::parse_traceparent(traceparent);
+  return parent ? *parent : telemetry::TraceContext::child_of(std::nullopt);
 }
 
 std::optional<std::string> string_field(const json::object& o, std::string_view name) {
@@ -48,7 +52,7 @@ Output kafka_output(std::string topic, const kafka::ConsumedRecord& in, const js
                     const std::string& source) {
   return {Sink::kKafka, broker::make_cloud_event(broker::Binding::kKafka, std::move(topic), in.key,
                                                  json::serialize(value), std::move(id), source,
-                                                 child_trace(in.header("traceparent")), broker::now_epoch_ms())};
+                                                 continued_trace(in.header("traceparent")), broker::now_epoch_ms())};
 }
 
 HandlerResult poison(std::string reason) {
@@ -313,7 +317,7 @@ HandlerResult NotifierHandler::operator()(const kafka::ConsumedRecord& record) {
            json::serialize(body),
            duplicate ? duplicate_event_id(*payment_id, "notified", string_field(value, "fingerprint").value_or(""))
                      : derived_event_id(*payment_id, "notified"),
-           std::string(kNotifierSource), child_trace(record.header("traceparent")), broker::now_epoch_ms())});
+           std::string(kNotifierSource), continued_trace(record.header("traceparent")), broker::now_epoch_ms())});
   return r;
 }
 
@@ -359,7 +363,7 @@ broker::OutboundEvent Auditor::audit(const std::string& event_id, const std::str
   out["recordedAt"] = broker::rfc3339_utc_ms(e.recorded_at_ms);
   return broker::make_cloud_event(broker::Binding::kKafka, std::string(domain::topic_name(domain::Topic::kAuditLog)),
                                   tx, json::serialize(out), derived_event_id(e.event_id, "audit"),
-                                  "/pix-pubsub/auditor", child_trace(traceparent), e.recorded_at_ms);
+                                  "/pix-pubsub/auditor", continued_trace(traceparent), e.recorded_at_ms);
 }
 
 HandlerResult Auditor::operator()(const kafka::ConsumedRecord& record) {
