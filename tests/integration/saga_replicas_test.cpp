@@ -189,6 +189,9 @@ TEST(SagaReplicas, AnIdempotencyKeyReusedAcrossGatewayReplicasAndARestartMovesMo
   EXPECT_EQ(json::parse(other.body).at("eventId").as_string(), event_id);
   // Where a replica can know, it refuses.
   EXPECT_EQ(world.post(*gw1, a, key).status, 422);
+  // The ledger keeps the first decision to reach it; across partitions that is arrival order, not
+  // posting order: the first payment settles before another payer's body is sent under the key.
+  world.wait_for([](const saga::SagaReport& s) { return s.settled >= 1; }, 60s);
   // After a restart the gateway has forgotten the key, and derives the same event id again.
   world.restart_gateway(0);
   gw0 = world.api_client(0);
