@@ -684,12 +684,37 @@ def cpu_verdicts(runs):
     return out
 
 
+def tracing_schedule(args):
+    """(index, (label, sampler_arg)) for every run: TRACING_CONFIGS' order, --tracing-rounds times
+    over, so that slow drifts of the machine fall on every configuration alike."""
+    return enumerate(c for _ in range(max(args.tracing_rounds, 1)) for c in TRACING_CONFIGS)
+
+
+def median_ratios(runs):
+    """Per traced configuration, the median of its runs' CPU ratios and the verdict on it: with
+    several rounds, one noisy run does not decide. Pure: runs need sampler_arg, tracing, cpu_ratio."""
+    out = []
+    for label, arg in TRACING_CONFIGS:
+        if arg is None:
+            continue
+        ratios = sorted(r["cpu_ratio"] for r in runs if r["sampler_arg"] == arg and r.get("cpu_ratio") is not None)
+        if not ratios:
+            continue
+        mid = len(ratios) // 2
+        median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        target = TRACING_CPU_TARGETS.get(arg)
+        out.append({"tracing": label, "sampler_arg": arg, "runs": len(ratios), "median_ratio": round(median, 4),
+                    "target": target, "met": None if target is None else median <= target})
+    return out
+
+
 def with_verdicts(part):
     """A part (gateway or saga) of the tracing result with its runs' ratios and verdicts."""
     v = cpu_verdicts(part["runs"])
     for run_, verdict in zip(part["runs"], v["runs"]):
         run_.update(cpu_ratio=verdict["ratio"], cpu_target=verdict["target"], target_met=verdict["met"])
     part["baseline_cpu_s_per_1000"], part["off_spread"] = v["baseline_cpu_s_per_1000"], v["off_spread"]
+    part["medians"] = median_ratios(part["runs"])
     return part
 
 
@@ -771,7 +796,7 @@ def tracing_gateway(results, args):
     say(f"tracing: api-kafka at {rate:.0f}/s for {args.half_seconds}s over {args.steady_connections} connections, "
         f"{', '.join(label for label, _ in TRACING_CONFIGS)}")
     runs = []
-    for i, (label, arg) in enumerate(TRACING_CONFIGS):
+    for i, (label, arg) in tracing_schedule(args):
         s = gateway(f"tracing-api-kafka-{i}", tracing_env(arg))
         try:
             warm_up()
@@ -794,7 +819,7 @@ def tracing_saga(args):
     seconds = args.half_seconds if args.smoke else (args.tracing_saga_seconds or min(args.half_seconds, 30))
     say(f"tracing: the saga at {rate}/s for {seconds}s, {', '.join(label for label, _ in TRACING_CONFIGS)}")
     runs = []
-    for i, (label, arg) in enumerate(TRACING_CONFIGS):
+    for i, (label, arg) in tracing_schedule(args):
         world = SagaWorld(args.saga_population, args.port_base, prefix=f"benchtrace{i}.", env=tracing_env(arg))
         try:
             row = saga_runs(world, args, rates=[rate], seconds=seconds)["runs"][0]
@@ -920,7 +945,7 @@ def tracing_lines(tracing):
     order = ", ".join(tracing["order"])
     lines = ["", f"Tracing overhead (OTLP/HTTP JSON to Jaeger on this machine, {tracing['jaeger']}; sampler "
              f"parentbased_traceidratio at 0.01 and 1.0, default batch processor). Order: {order}, each on fresh "
-             "processes; \"off\" runs twice, first and last, so its two figures show the noise, and the CPU ratios "
+             "processes; \"off\" runs first and last of each round, so its figures show the noise; the CPU ratios "
              "are against their mean. "
              f"Gateway: api-kafka at {g['rate']:.0f}/s ({g['rate_from']}) for {g['seconds']} s over "
              f"{g['connections']} keep-alive connections, CPU pix-api's own while loaded. "
@@ -942,10 +967,12 @@ def tracing_lines(tracing):
                          f"{verdict_text(r)} | {exported_text(r['spans'])} | {dropped_text(r['spans'])} |")
     lines.append("")
     for part, name, unit in ((g, "gateway (api-kafka)", "request"), (s, "saga (gateway + 4 stages)", "payment")):
-        traced = [f"{r['tracing']} **{ratio_text(r.get('cpu_ratio'))}** ({verdict_text(r)})"
-                  for r in part["runs"] if r["sampler_arg"] is not None]
+        traced = [f"{m['tracing']} **{ratio_text(m['median_ratio'])}**"
+                  + (f" (median of {m['runs']})" if m["runs"] > 1 else "")
+                  + f" (≤ {m['target']:.2f}x: {'met' if m['met'] else 'NOT met'})"
+                  for m in part.get("medians", [])]
         spread = part.get("off_spread")
-        noise = f"; the two off runs differ by {100 * spread:.1f}%" if spread is not None else ""
+        noise = f"; the off runs differ by up to {100 * spread:.1f}%" if spread is not None else ""
         lines.append(f"- {name} CPU per {unit} against off: {'; '.join(traced)}{noise}")
     return lines
 
@@ -1136,6 +1163,9 @@ def main():
                     default=[50, 100, 200, 400, 800, 1600, 3200])
     ap.add_argument("--tracing-saga-rate", type=int, default=400,
                     help="payments/s of the tracing target's saga runs (below the saga's knee)")
+    ap.add_argument("--tracing-rounds", type=int, default=1,
+                    help="tracing target: run off / 1%% / 100%% / off this many times over, interleaved; the "
+                         "verdicts are on the median ratio per sampling (default 1)")
     ap.add_argument("--tracing-saga-seconds", type=int,
                     help="duration of each of the tracing target's saga runs (default: --half-seconds, at most 30)")
     ap.add_argument("--saga-population", type=int, default=10000, help="accounts funded for the saga run")

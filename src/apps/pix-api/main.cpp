@@ -2,10 +2,11 @@
 // HTTP server; all behaviour lives in libpix.
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "pix/gateway/config.hpp"
 #include "pix/gateway/publisher_factory.hpp"
 #include "pix/gateway/server.hpp"
+#include "pix/service/lifecycle.hpp"
 #include "pix/telemetry/logging.hpp"
 #include "pix/telemetry/metrics.hpp"
 #include "pix/telemetry/tracer.hpp"
@@ -27,6 +29,15 @@ int main(int argc, char** argv) {
   pix::telemetry::setup_logging(config.service_name(), config.log_level, config.log_format);
 
   try {
+    // First, before any thread starts: SIGTERM/SIGINT become a stop, SIGHUP a certificate reload.
+    pix::service::StopSource stop;
+    std::mutex reload_mutex;
+    pix::gateway::Server* reloadable = nullptr;  // under reload_mutex; set while the server serves
+    pix::service::SignalWatcher signals(stop, {{SIGHUP, [&] {
+                                                  std::lock_guard lock(reload_mutex);
+                                                  if (reloadable != nullptr) reloadable->reload_tls(true);
+                                                }}});
+
     pix::telemetry::Registry metrics;
     auto tracer = pix::telemetry::tracer_from_env(config.service_name(), metrics);
     auto publisher = pix::gateway::make_publisher(config);
@@ -48,28 +59,22 @@ int main(int argc, char** argv) {
     }
 
     // SIGHUP: take new certificate files now (they are also looked for every --tls-reload-check-s).
-    boost::asio::signal_set hangups(io, SIGHUP);
-    std::function<void()> wait_for_hangup = [&] {
-      hangups.async_wait([&](const boost::system::error_code& ec, int) {
-        if (ec) return;
-        server.reload_tls(true);
-        wait_for_hangup();
-      });
-    };
-    wait_for_hangup();
+    {
+      std::lock_guard lock(reload_mutex);
+      reloadable = &server;
+    }
 
     int exit_code = 0;
-    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      spdlog::info("signal {}: draining (no new connections; finishing requests in progress)", sig);
-      server.shutdown([&](std::size_t unanswered) {
-        if (unanswered > 0) {
-          spdlog::error("drain deadline reached with {} requests still waiting for the broker", unanswered);
-          exit_code = 1;
-        }
-        hangups.cancel();
-        io.stop();
+    stop.on_stop([&] {
+      boost::asio::post(io, [&] {
+        spdlog::info("{}: draining (no new connections; finishing requests in progress)", stop.reason());
+        server.shutdown([&](std::size_t unanswered) {
+          if (unanswered > 0) {
+            spdlog::error("drain deadline reached with {} requests still waiting for the broker", unanswered);
+            exit_code = 1;
+          }
+          io.stop();
+        });
       });
     });
 
@@ -77,6 +82,10 @@ int main(int argc, char** argv) {
     for (int i = 1; i < config.io_threads; ++i) extra.emplace_back([&io] { io.run(); });
     io.run();
     for (auto& t : extra) t.join();
+    {
+      std::lock_guard lock(reload_mutex);
+      reloadable = nullptr;
+    }
 
     const std::size_t left = publisher->drain(config.drain_timeout);
     if (left > 0) {

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <iterator>
+#include <optional>
 
 #include "pix/gateway/outbound.hpp"
 #include "pix/gateway/publish_request.hpp"
@@ -231,7 +232,7 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
   metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged", {{"broker", broker}},
                 [this] { return static_cast<double>(publisher_.in_flight()); });
   metrics.gauge("pix_http_requests_in_progress", "HTTP requests being handled", {},
-                [this] { return static_cast<double>(active_.load()); });
+                [this] { return static_cast<double>(requests_.in_flight()); });
   metrics.gauge("pix_http_open_connections", "Open HTTP connections", {},
                 [this] { return static_cast<double>(open_connections_.load()); });
   metrics.gauge("pix_idempotency_keys", "Idempotency keys remembered", {},
@@ -373,13 +374,13 @@ void Server::reload_tls(bool force) {
 awaitable<void> Server::accept_loop() {
   asio::steady_timer backoff(io_);
   auto last_warning = Clock::time_point{};
-  while (!draining_.load()) {
+  while (!requests_.closed()) {
     // With one I/O thread every connection already runs on it alone: a strand would only add cost.
     auto ex = config_.io_threads > 1 ? asio::any_io_executor(asio::make_strand(io_))
                                      : asio::any_io_executor(io_.get_executor());
     auto [ec, socket] = co_await acceptor_.async_accept(ex, kNoCompletion);
     if (ec) {
-      if (draining_.load() || ec == asio::error::operation_aborted) break;
+      if (requests_.closed() || ec == asio::error::operation_aborted) break;
       // Out of file descriptors: the pending connection stays queued, so accepting again at once
       // would spin. Wait a little; closing connections frees descriptors meanwhile.
       const bool exhausted = ec == asio::error::no_descriptors || ec.value() == ENFILE;
@@ -453,7 +454,7 @@ awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) 
     parser.header_limit(16 * 1024);
     conn->expires_after(config_.idle_timeout);
     conn->busy = false;
-    if (draining_.load()) break;
+    if (requests_.closed()) break;
     auto [ec, bytes] = co_await bhttp::async_read(stream, buffer, parser, kNoCompletion);
     (void)bytes;
     if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
@@ -479,10 +480,21 @@ awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) 
       record(Route::kUnparsed, bare, res, std::chrono::duration<double>(Clock::now() - started).count());
       break;
     }
-    ++active_;
     const Request& req = parser.get();
     Response res;
-    if (conn->over_capacity) {
+    // Counted until the answer is ready; once shutdown() has closed the gate, a request read
+    // from a keep-alive connection is answered 503 (nothing was published: retrying is safe).
+    std::optional<service::WorkGate::Ticket> ticket(std::in_place, requests_);
+    if (!ticket->admitted()) {
+      http::Problem p;
+      p.status = 503;
+      p.type = "draining";
+      p.title = "The gateway is shutting down";
+      p.detail = "this instance takes no new requests; retry (another instance will answer)";
+      p.retry_after_s = config_.retry_after_s;
+      res = problem_response(req, p, "");
+      record(Route::kOther, req, res, 0);
+    } else if (conn->over_capacity) {
       http::Problem p;
       p.status = 503;
       p.type = "too-many-connections";
@@ -494,8 +506,8 @@ awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) 
     } else {
       res = co_await handle(req, *conn);
     }
-    --active_;
-    const bool keep_alive = req.keep_alive() && !draining_.load() && !conn->over_capacity;
+    ticket.reset();
+    const bool keep_alive = req.keep_alive() && !requests_.closed() && !conn->over_capacity;
     res.keep_alive(keep_alive);
     conn->expires_after(std::chrono::seconds(30));
     beast::error_code wec;
@@ -597,7 +609,7 @@ awaitable<Response> Server::handle(const Request& req, const Connection& conn) {
 }
 
 awaitable<Response> Server::handle_ready(const Request& req) {
-  if (draining_.load()) {
+  if (requests_.closed()) {
     co_return json_response(req, bhttp::status::service_unavailable, R"({"status":"draining"})");
   }
   auto [ok, detail] = co_await async_probe(publisher_, kNoCompletion);
@@ -853,7 +865,7 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
 }
 
 void Server::shutdown(std::function<void(std::size_t)> done) {
-  if (draining_.exchange(true)) return;
+  if (!requests_.close()) return;
   beast::error_code ignored;
   acceptor_.close(ignored);
   // Idle keep-alive connections are closed now; busy ones close after their answer.
@@ -870,17 +882,27 @@ void Server::shutdown(std::function<void(std::size_t)> done) {
       }
     }
   }
-  asio::co_spawn(io_, wait_for_quiet(std::move(done)), asio::detached);
-}
-
-awaitable<void> Server::wait_for_quiet(std::function<void(std::size_t)> done) {
-  asio::steady_timer timer(io_);
-  const auto deadline = Clock::now() + config_.drain_timeout;
-  while (active_.load() > 0 && Clock::now() < deadline) {
-    timer.expires_after(std::chrono::milliseconds(10));
-    co_await timer.async_wait(kNoCompletion);
-  }
-  done(active_.load());
+  // `done` once: when the last request in progress is answered, or at the drain deadline.
+  struct Drain {
+    Drain(std::function<void(std::size_t)> d, asio::io_context& io, std::chrono::milliseconds bound)
+        : done(std::move(d)), deadline(io, bound) {}
+    std::function<void(std::size_t)> done;
+    std::atomic<bool> fired{false};
+    asio::steady_timer deadline;
+    void fire(std::size_t unanswered) {
+      if (!fired.exchange(true)) done(unanswered);
+    }
+  };
+  auto drain = std::make_shared<Drain>(std::move(done), io_, config_.drain_timeout);
+  drain->deadline.async_wait([this, drain](const beast::error_code& ec) {
+    if (!ec) drain->fire(requests_.in_flight());
+  });
+  requests_.on_idle([this, drain] {
+    asio::post(io_, [drain] {
+      drain->deadline.cancel();
+      drain->fire(0);
+    });
+  });
 }
 
 }  // namespace pix::gateway

@@ -22,6 +22,7 @@
 #include "pix/gateway/idempotency.hpp"
 #include "pix/gateway/rate_limiter.hpp"
 #include "pix/gateway/tls_context.hpp"
+#include "pix/service/lifecycle.hpp"
 #include "pix/telemetry/metrics.hpp"
 #include "pix/telemetry/tracer.hpp"
 
@@ -54,7 +55,7 @@ class Server {
   /// or at the drain deadline with the number still in progress.
   void shutdown(std::function<void(std::size_t)> done);
 
-  std::size_t requests_in_progress() const noexcept { return active_.load(); }
+  std::size_t requests_in_progress() const { return requests_.in_flight(); }
 
   /// Re-reads the TLS certificate and key when they changed (or always with `force`: SIGHUP).
   /// New connections get the new certificate; open ones keep theirs. Safe from any thread.
@@ -77,7 +78,6 @@ class Server {
   std::optional<Response> admit(const Request& req, const Connection& conn, std::optional<Principal>& principal);
   void count_rejection(const std::string& reason);
   boost::asio::awaitable<Response> handle_ready(const Request& req);
-  boost::asio::awaitable<void> wait_for_quiet(std::function<void(std::size_t)> done);
   boost::asio::awaitable<void> sweep_loop();
   template <typename Token>
   auto async_publish(broker::OutboundEvent event, Token&& token);
@@ -105,8 +105,8 @@ class Server {
   std::unique_ptr<Authenticator> auth_;
   RateLimiter limiter_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  std::atomic<bool> draining_{false};
-  std::atomic<std::size_t> active_{0};
+  // Requests being handled; closed by shutdown(), which then waits for it to empty.
+  service::WorkGate requests_;
 
   std::mutex waits_mutex_;
   std::deque<std::shared_ptr<PublishWait>> waits_;  // in deadline order

@@ -16,7 +16,7 @@
 #include "pix/amqp/consumer.hpp"
 #include "pix/domain/amount.hpp"
 #include "pix/domain/topics.hpp"
-#include "pix/http/admin_server.hpp"
+#include "pix/service/admin_server.hpp"
 #include "pix/kafka/client_flags.hpp"
 #include "pix/kafka/partition_reader.hpp"
 #include "pix/kafka/producer.hpp"
@@ -510,7 +510,7 @@ int run_stage_app(StageKind kind, int argc, char** argv) {
                      kafka_out, rabbit_out.get(), metrics);
 
     auto* rabbit_ptr = rabbit_out.get();
-    http::AdminServer admin(c.admin_listen, static_cast<std::uint16_t>(c.admin_port), metrics,
+    service::AdminServer admin(c.admin_listen, static_cast<std::uint16_t>(c.admin_port), metrics,
                             [&stage, &kafka_out, rabbit_ptr]() -> std::pair<bool, std::string> {
                               if (!kafka_out.broker_up()) return {false, "kafka unreachable"};
                               if (rabbit_ptr && !rabbit_ptr->connected()) return {false, "rabbitmq unreachable"};

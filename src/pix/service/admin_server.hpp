@@ -9,7 +9,7 @@
 
 #include "pix/telemetry/metrics.hpp"
 
-namespace pix::http {
+namespace pix::service {
 
 /// @brief Serves GET /healthz (alive), /readyz (the `ready` check) and /metrics on its own thread.
 class AdminServer {
@@ -32,4 +32,4 @@ class AdminServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace pix::http
+}  // namespace pix::service

@@ -1,4 +1,4 @@
-#include "pix/http/admin_server.hpp"
+#include "pix/service/admin_server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -13,7 +13,7 @@
 
 #include <thread>
 
-namespace pix::http {
+namespace pix::service {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -106,4 +106,4 @@ std::uint16_t AdminServer::port() const {
   return impl_->acceptor.local_endpoint().port();
 }
 
-}  // namespace pix::http
+}  // namespace pix::service
