@@ -547,7 +547,7 @@ def saga_runs(world, args, rates=None, seconds=None):
         cpu = world.cpu_seconds() - cpu0
         latency = json.loads(probe.communicate()[0] or "{}")
         delta = {k: after[k] - before[k] for k in ("requested", "validated", "rejectedAtValidation", "settled",
-                                                    "rejectedAtSettlement", "notified")}
+                                                   "rejectedAtSettlement", "notified")}
         accounted = (delta["requested"] == accepted
                      and delta["requested"] == delta["validated"] + delta["rejectedAtValidation"]
                      and delta["validated"] == delta["settled"] + delta["rejectedAtSettlement"]
@@ -986,6 +986,7 @@ def markdown(results, saga, m, args, tracing=None):
              f"of it for {args.half_seconds} s. CPU and RSS are the server's process tree (the broker not counted).",
              "", "| target | max sustainable (req/s) | at half: p50 ms | p90 | p99 | p99.9 | max | CPU s / 1000 ev | "
              "peak RSS MB | idle RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
     def peak(r):
         return f"≥ {r['max_rate']:.0f}" if r.get("capped") else f"{r['max_rate']:.0f}"
 
@@ -1117,7 +1118,7 @@ def needed_binaries(targets):
             need.add(os.path.join(BENCH_BIN, "pix-ceiling"))
         if t in ("saga", "tracing"):
             need |= {os.path.join(BIN, p) for p in ("pix-api", "pix-sim", "pix-antifraud", "pix-settlement",
-                                                     "pix-notifier", "pix-auditor")}
+                                                    "pix-notifier", "pix-auditor")}
             need.add(os.path.join(BENCH_BIN, "pix-saga-probe"))
     return sorted(need)
 

@@ -13,9 +13,9 @@
 #    StatefulSet pod-index label, and the newest the installed kubernetes-validate knows): an
 #    unknown field fails, and so does a kind or apiVersion without a schema (kubernetes-validate
 #    only warns about those), except KEDA's, checked in step 3.
-# 3. KEDA's ScaledObject and TriggerAuthentication documents against KEDA's CRD schemas
-#    (@kubernetes-models/keda's .validate(), node), and every generated value read back with a
-#    second YAML parser (js-yaml) equals its source file.
+# 3. check_keda.mjs: KEDA's ScaledObject and TriggerAuthentication documents against KEDA's CRD
+#    schemas (@kubernetes-models/keda's .validate(), node), and every generated value read back
+#    with a second YAML parser (js-yaml) equals its source file (render_k8s.py --sources).
 # 4. render_k8s.py --lint --extra <the generated Secrets>: the project's rules (resources, probes,
 #    securityContext, images, PDBs, Service selectors, NodePorts, Ingress backends, ConfigMap/Secret
 #    references, no committed Secret, NetworkPolicy ports, KEDA keys and consumer groups, the
@@ -102,60 +102,8 @@ done
 
 # ---- 3. KEDA CRDs, and a second YAML parser over the generated values --------------------------------
 step "KEDA ScaledObject/TriggerAuthentication against KEDA's CRD schemas (@kubernetes-models/keda)"
-sources_json="$(python3 -c '
-import json, sys
-sys.path.insert(0, "scripts/deploy")
-import render_k8s as r
-print(json.dumps({t: [[o.kind, o.name, "stringData" if o.secret else "data", o.sources] for o in objs]
-                  for t, objs in r.TARGETS.items()}))
-')"
-keda_script="$(cat <<'JS'
-import fs from "node:fs";
-import path from "node:path";
-import { pathToFileURL } from "node:url";
-const base = process.env.PIX_NODE_MODULES;
-const load = (p) => import(pathToFileURL(path.join(base, p)).href);
-const yaml = (await load("js-yaml/index.js")).default;
-const { ScaledObject } = await load("@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject.js");
-const { TriggerAuthentication } = await load("@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication.js");
-const classes = { ScaledObject, TriggerAuthentication };
-const [filesJson, sourcesJson] = process.argv.slice(1);
-let failures = 0, validated = 0, compared = 0;
-for (const file of JSON.parse(filesJson)) {
-  let docs;
-  try { docs = yaml.loadAll(fs.readFileSync(file, "utf8")); }
-  catch (e) { console.error(`${file}: js-yaml cannot parse it: ${e.message}`); failures++; continue; }
-  for (const doc of docs) {
-    if (!doc || !String(doc.apiVersion || "").includes("keda.sh")) continue;
-    const id = `${file} ${doc.kind}/${(doc.metadata || {}).name}`;
-    const cls = classes[doc.kind];
-    if (!cls || doc.apiVersion !== "keda.sh/v1alpha1") {
-      console.error(`${id}: unknown KEDA kind or apiVersion ${doc.apiVersion}`); failures++; continue;
-    }
-    try { new cls(doc).validate(); validated++; }
-    catch (e) { console.error(`${id}: ${e.message}`); failures++; }
-  }
-}
-for (const [target, objs] of Object.entries(JSON.parse(sourcesJson))) {
-  if (!fs.existsSync(target)) continue;
-  const docs = yaml.loadAll(fs.readFileSync(target, "utf8")).filter(Boolean);
-  for (const [kind, name, field, sources] of objs) {
-    const doc = docs.find((d) => d.kind === kind && d.metadata && d.metadata.name === name);
-    for (const [key, src] of sources) {
-      if (!fs.existsSync(src)) continue;
-      compared++;
-      if (!doc || !doc[field] || doc[field][key] !== fs.readFileSync(src, "utf8")) {
-        console.error(`${target}: ${name}/${key} does not read back (js-yaml) as ${src}`); failures++;
-      }
-    }
-  }
-}
-console.log(`${validated} KEDA object(s) valid; ${compared} generated value(s) read back equal to their sources`);
-process.exit(failures ? 1 : 0);
-JS
-)"
-files_json="$(printf '%s\n' "${manifests[@]}" | python3 -c 'import json, sys; print(json.dumps(sys.stdin.read().split()))')"
-if PIX_NODE_MODULES="$node_modules" node --input-type=module -e "$keda_script" "$files_json" "$sources_json"; then
+sources_json="$(python3 scripts/deploy/render_k8s.py --sources)"
+if PIX_NODE_MODULES="$node_modules" node scripts/deploy/check_keda.mjs "$sources_json" "${manifests[@]}"; then
     ok "KEDA objects valid; generated values parse back to their sources"
 else
     fail "KEDA validation or js-yaml read-back failed: see above"

@@ -7,6 +7,7 @@
 #   alertmanager   amtool check-config; the routes send each severity to its receiver; a real
 #                  Alertmanager on 127.0.0.1 receives broker-down + API alerts and must inhibit the
 #                  ones the broker outage explains (inhibit_rules), and only those
+#                  (scripts/deploy/alertmanager_inhibitions.py)
 #   dashboards     dashboards/*.json parse; every query parses as PromQL (promtool)
 #   jmx-rules      the Prometheus JMX exporter javaagent (the version deploy/images/kafka pins) runs with
 #                  monitoring/kafka/jmx-exporter.yaml next to Kafka's own metric classes (Kafka's jars
@@ -59,9 +60,7 @@ for tool in promtool amtool prometheus-alertmanager python3 curl; do
 done
 python3 -c 'import yaml' 2>/dev/null || die "python3 has no yaml module (Debian: python3-yaml, which yamllint brings)"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+free_port() { python3 scripts/deploy/checklib.py free-port; }
 
 # ---- Prometheus config and rules ----------------------------------------------------------------
 
@@ -103,48 +102,13 @@ am_pid=$!
 am="http://127.0.0.1:$am_port"
 wait_until "alertmanager on :$am_port" 30 --pid "$am_pid" --log "$work/alertmanager.log" \
     curl -fsS -o /dev/null "$am/-/ready"
-# Alerts as Prometheus would send them while Kafka is down (and one unrelated to Kafka).
-python3 - "$work/alerts.json" <<'EOF'
-import json, sys
-def alert(name, severity, **labels):
-    return {"labels": dict(alertname=name, severity=severity, **labels),
-            "annotations": {"summary": name}, "generatorURL": "http://prometheus:9090/graph"}
-json.dump([
-    alert("KafkaDown", "critical", job="kafka", instance="kafka:9404"),
-    alert("PixApiHigh5xxRatio", "critical", job="api-kafka"),
-    alert("PixPublishFailures", "warning", job="api-kafka", broker="kafka", result="broker_unavailable"),
-    alert("PixStageRetrying", "warning", job="pix-saga", instance="antifraud:9101", stage="antifraud"),
-    alert("PixApiHigh5xxRatio", "critical", job="api-rabbitmq"),
-    alert("PixStageDown", "critical", job="pix-saga", instance="settlement:9102", stage="settlement"),
-    alert("PixConsumerLagGrowing", "warning", job="pix-saga", instance="settlement:9102", stage="settlement"),
-    alert("PixConsumerLagGrowing", "warning", job="pix-saga", instance="notifier:9103", stage="notifier"),
-], open(sys.argv[1], "w"))
-EOF
+# Alerts as Prometheus would send them while Kafka is down (and one unrelated to Kafka); which of
+# them must be inhibited: scripts/deploy/alertmanager_inhibitions.py.
+PYTHONDONTWRITEBYTECODE=1 python3 scripts/deploy/alertmanager_inhibitions.py alerts "$work/alerts.json"
 curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@$work/alerts.json" "$am/api/v2/alerts" >/dev/null
 inhibited_ok() {
     curl -fsS "$am/api/v2/alerts" >"$work/am-alerts.json" || return 1
-    python3 - "$work/am-alerts.json" <<'EOF'
-import json, sys
-want = {  # (alertname, job, stage) -> inhibited?
-    ("KafkaDown", "kafka", ""): False,
-    ("PixApiHigh5xxRatio", "api-kafka", ""): True,
-    ("PixPublishFailures", "api-kafka", ""): True,
-    ("PixStageRetrying", "pix-saga", "antifraud"): True,
-    ("PixApiHigh5xxRatio", "api-rabbitmq", ""): False,
-    ("PixStageDown", "pix-saga", "settlement"): False,
-    ("PixConsumerLagGrowing", "pix-saga", "settlement"): True,   # by KafkaDown and by PixStageDown
-    ("PixConsumerLagGrowing", "pix-saga", "notifier"): True,     # by KafkaDown
-}
-got = {}
-for a in json.load(open(sys.argv[1])):
-    l = a["labels"]
-    got[(l["alertname"], l.get("job", ""), l.get("stage", ""))] = a["status"]["state"] == "suppressed" \
-        and bool(a["status"]["inhibitedBy"])
-bad = [f"{k}: inhibited={got.get(k)} (want {v})" for k, v in want.items() if got.get(k) != v]
-if bad:
-    print("\n".join(bad), file=sys.stderr)
-    sys.exit(1)
-EOF
+    PYTHONDONTWRITEBYTECODE=1 python3 scripts/deploy/alertmanager_inhibitions.py check "$work/am-alerts.json"
 }
 # Inhibition is computed when the alerts are listed; give the API a moment to have them all.
 if ! wait_until "alertmanager to report the inhibitions" 20 --pid "$am_pid" inhibited_ok; then
@@ -164,7 +128,7 @@ dashboards=(dashboards/*.json)
 shopt -u nullglob
 [[ ${#dashboards[@]} -gt 0 ]] || die "no dashboards/*.json"
 for d in "${dashboards[@]}"; do
-    python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$d" || die "$d is not valid JSON"
+    python3 -m json.tool "$d" >/dev/null || die "$d is not valid JSON"
     echo "    $d"
 done
 

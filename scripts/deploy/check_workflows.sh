@@ -4,7 +4,7 @@
 #   1. action-validator: each workflow against the GitHub workflow schema (a key typo such
 #      as `runs-onn`, a wrong type or an unknown trigger fails);
 #   2. yamllint -s with the project's .yamllint;
-#   3. policy (python): every `uses:` is pinned (owner/repo@vN[.N.N] or a 40-hex commit sha;
+#   3. policy (check_workflows.py): every `uses:` is pinned (owner/repo@vN[.N.N] or a 40-hex commit sha;
 #      docker:// images with a tag or digest; local ./actions allowed), at or above the oldest
 #      major that still runs on today's runners; no Docker Hub secrets (secrets.DOCKER_USERNAME
 #      / DOCKER_PASSWORD: images go to GHCR with GITHUB_TOKEN); a top-level `permissions:`;
@@ -39,30 +39,8 @@ if [[ ${#files[@]} -eq 0 ]]; then
 fi
 [[ ${#files[@]} -gt 0 ]] || die "no workflow files in .github/workflows"
 
-# action-validator prints a JSON error tree; print one line per error (for a oneOf, the branch
-# with the fewest errors: the one the author meant). Anything else is printed as is.
-summarize_validator() {
-    python3 -c '
-import json, sys
-text = sys.argv[1]
-try:
-    doc = json.loads(text[text.index("{"):])
-except ValueError:
-    print("\n".join("    | " + line for line in text.splitlines()))
-    sys.exit(0)
-seen = []
-def walk(errors):
-    for e in errors:
-        if e.get("states"):
-            walk(min(e["states"], key=lambda s: len(s.get("errors", []))).get("errors", []))
-        else:
-            line = "{}: {}".format(e.get("path") or "/", e.get("detail") or e.get("title") or e.get("code"))
-            if line not in seen:
-                seen.append(line)
-walk(doc.get("errors", []))
-print("\n".join("    | " + line for line in seen) or text)
-' "$1"
-}
+# The policy and the summary of action-validator's errors: scripts/deploy/check_workflows.py.
+workflows_py() { PYTHONDONTWRITEBYTECODE=1 "$python" "$root/scripts/deploy/check_workflows.py" "$@"; }
 
 failed=0
 
@@ -73,7 +51,7 @@ for f in "${files[@]}"; do
         ok "$f"
     else
         warn "$f does not match the workflow schema:"
-        summarize_validator "$out" >&2
+        workflows_py summarize "$out" >&2
         failed=1
     fi
 done
@@ -90,107 +68,7 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 step "policy: pinned actions, no Docker Hub secrets, permissions, job timeouts; extracting run: scripts"
-if "$python" - "$scratch" "${files[@]}" <<'PY'; then
-import os
-import re
-import sys
-
-import yaml
-
-scratch, files = sys.argv[1], sys.argv[2:]
-
-# The oldest major of each action that still runs on today's hosted runners (Node 20+, the
-# current cache and artifact services). Actions not listed only need to be pinned.
-MIN_MAJOR = {
-    "actions/checkout": 4,
-    "actions/cache": 4,
-    "actions/upload-artifact": 4,
-    "actions/download-artifact": 4,
-    "actions/setup-python": 5,
-    "actions/setup-node": 4,
-    "docker/setup-buildx-action": 3,
-    "docker/setup-qemu-action": 3,
-    "docker/login-action": 3,
-    "docker/build-push-action": 5,
-    "docker/metadata-action": 5,
-    "azure/setup-kubectl": 4,
-}
-SHA = re.compile(r"^[0-9a-f]{40}$")
-SEMVER = re.compile(r"^v(\d+)(\.\d+){0,2}$")
-DOCKER_SECRET = re.compile(r"secrets\s*(\.\s*|\[\s*['\"])DOCKER_(USERNAME|PASSWORD)", re.I)
-EXPR = re.compile(r"\$\{\{.*?\}\}", re.S)
-
-problems = []
-scripts = 0
-
-
-def check_uses(where, uses):
-    if uses.startswith("./"):
-        return
-    if uses.startswith("docker://"):
-        image = uses[len("docker://"):]
-        if "@sha256:" not in image and ":" not in image.rsplit("/", 1)[-1]:
-            problems.append(f"{where}: {uses} has no tag or digest")
-        return
-    if "@" not in uses:
-        problems.append(f"{where}: {uses} is not pinned (owner/repo@vN or @<commit sha>)")
-        return
-    name, ref = uses.rsplit("@", 1)
-    action = "/".join(name.split("/")[:2]).lower()
-    if SHA.match(ref):
-        return
-    m = SEMVER.match(ref)
-    if not m:
-        problems.append(f"{where}: {uses} is pinned to '{ref}', a branch or unknown ref (use vN or a commit sha)")
-        return
-    least = MIN_MAJOR.get(action)
-    if least is not None and int(m.group(1)) < least:
-        problems.append(f"{where}: {uses} is older than {action}@v{least} (no longer runs on hosted runners)")
-
-
-for path in files:
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    for n, line in enumerate(text.splitlines(), 1):
-        if DOCKER_SECRET.search(line):
-            problems.append(f"{path}:{n}: Docker Hub secret referenced ({line.strip()}); push to GHCR with GITHUB_TOKEN")
-    doc = yaml.safe_load(text)
-    if not isinstance(doc, dict):
-        problems.append(f"{path}: not a mapping")
-        continue
-    if "permissions" not in doc:
-        problems.append(f"{path}: no top-level permissions: (least privilege, e.g. contents: read)")
-    jobs = doc.get("jobs") or {}
-    for job_id, job in jobs.items():
-        where = f"{path}: job {job_id}"
-        if not isinstance(job, dict):
-            continue
-        if "uses" in job:  # a reusable workflow call
-            check_uses(where, str(job["uses"]))
-            continue
-        if "timeout-minutes" not in job:
-            problems.append(f"{where}: no timeout-minutes (the default is 6 hours)")
-        shell = ((job.get("defaults") or {}).get("run") or {}).get("shell") or \
-            ((doc.get("defaults") or {}).get("run") or {}).get("shell") or "bash"
-        for i, st in enumerate(job.get("steps") or [], 1):
-            label = f"{where} step {i} ({st.get('name') or st.get('uses') or 'run'})"
-            if "uses" in st:
-                check_uses(label, str(st["uses"]))
-            if "run" in st:
-                sh = st.get("shell", shell)
-                if sh not in ("bash", "sh"):
-                    continue
-                body = EXPR.sub("GHA_EXPR", str(st["run"]))
-                scripts += 1
-                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{os.path.basename(path)}-{job_id}-{i}") + ".sh"
-                with open(os.path.join(scratch, name), "w", encoding="utf-8") as out:
-                    out.write(f"#!/usr/bin/env {sh}\n# {label}\n{body}\n")
-
-for p in problems:
-    print(f"    {p}", file=sys.stderr)
-print(f"    {len(files)} workflow(s), {scripts} run: script(s) extracted, {len(problems)} problem(s)")
-sys.exit(1 if problems else 0)
-PY
+if workflows_py policy "$scratch" "${files[@]}"; then
     ok "policy clean"
 else
     warn "policy problems (above)"

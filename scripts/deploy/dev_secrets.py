@@ -4,6 +4,8 @@
     scripts/deploy/dev_secrets.sh [ensure] [--dir DIR] [--access acl|owner|world] [--renew-certs] [--quiet]
     scripts/deploy/dev_secrets.sh token [--dir DIR] [--scope TOPIC ...] [--ttl 1h] [--subject NAME]
     scripts/deploy/dev_secrets.sh k8s [--dir DIR]      print the path of the Kubernetes Secrets (after ensure)
+    scripts/deploy/dev_secrets.sh k8s --type kubernetes.io/tls
+                                                      print those Secrets' YAML instead (make_tls_secret.sh)
     scripts/deploy/dev_secrets.sh list [--dir DIR]     every file, its mode, who reads it and where it goes
     scripts/deploy/dev_secrets.sh definitions --dir DIR
                   only (re)write DIR/rabbitmq/definitions.json from DIR/passwords/rabbitmq/* (e.g. a
@@ -61,7 +63,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import hashlib
 import json
 import os
@@ -236,8 +237,7 @@ def k8s_objects() -> list[K8sObject]:
     out = [
         _ca("kafka", "broker"),
         K8sObject("Secret", "kafka", "kafka-tls", {"keystore.pem": ("file", "tls/kafka.keystore.pem"),
-                                                    "controller-keystore.pem": ("file",
-                                                                                "tls/kafka-controller.keystore.pem")},
+                                                   "controller-keystore.pem": ("file", "tls/kafka-controller.keystore.pem")},
                   component="broker"),
         K8sObject("Secret", "kafka", "kafka-scram", {p: ("file", f"passwords/kafka/{p}") for p in KAFKA_PRINCIPALS},
                   component="broker"),
@@ -440,8 +440,7 @@ def ensure_pki(d: Path, renew: bool, quiet: bool) -> list[str]:
         make_ca(d)
         made.append(f"ca/ca.crt ({why})")
     for name, srv in SERVERS.items():
-        why = "new CA" if new_ca else why_reissue(d / f"tls/{name}.crt", d / f"tls/{name}.key", d / "ca/ca.crt",
-                                                   srv.sans)
+        why = "new CA" if new_ca else why_reissue(d / f"tls/{name}.crt", d / f"tls/{name}.key", d / "ca/ca.crt", srv.sans)
         if renew and not why:
             why = "--renew-certs"
         if why:
@@ -720,7 +719,7 @@ def object_values(d: Path, obj: K8sObject) -> dict[str, str]:
 def render_k8s_objects(d: Path) -> bytes:
     docs = []
     for obj in k8s_objects():
-        lines = [f"apiVersion: v1", f"kind: {obj.kind}", "metadata:", f"  name: {obj.name}",
+        lines = ["apiVersion: v1", f"kind: {obj.kind}", "metadata:", f"  name: {obj.name}",
                  f"  namespace: {obj.namespace}", "  labels:", "    app.kubernetes.io/part-of: pix-pubsub"]
         if obj.component:
             lines.append(f"    app.kubernetes.io/component: {obj.component}")
@@ -750,6 +749,12 @@ def render_k8s_objects(d: Path) -> bytes:
               "# Never commit it; real deployments create these objects from a secret manager instead\n"
               "# (docs/security-deploy.md, Real secrets).\n")
     return (header + "---\n".join(docs)).encode()
+
+
+def documents_of_type(text: str, secret_type: str) -> str:
+    """The documents of a k8s/dev-secrets.yaml whose `type:` is SECRET_TYPE (kubernetes.io/tls...)."""
+    docs = text.split("\n---\n")
+    return "\n---\n".join(doc.strip("\n") for doc in docs if f"\ntype: {secret_type}\n" in doc + "\n")
 
 
 # ---- access for the containers -------------------------------------------------------------------------
@@ -870,6 +875,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scope", action="append", default=None, help="token: topic it may publish to (repeatable)")
     ap.add_argument("--ttl", default="1h", help="token: lifetime (30s, 15m, 1h, 2d)")
     ap.add_argument("--subject", default="dev-client", help="token: sub claim")
+    ap.add_argument("--type", dest="secret_type", default=None,
+                    help="k8s: print the YAML of the Secrets of this type (kubernetes.io/tls) instead of the path")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     d = args.dir if args.dir.is_absolute() else Path.cwd() / args.dir
@@ -880,7 +887,10 @@ def main(argv: list[str] | None = None) -> int:
             print(issue_token(d, args.subject, args.scope or ["pix.payment.requested"], args.ttl))
         elif args.command == "k8s":
             cmd_ensure(d, args.access, args.renew_certs, True, args.template)
-            print(d / "k8s/dev-secrets.yaml")
+            if args.secret_type:
+                print(documents_of_type((d / "k8s/dev-secrets.yaml").read_text(), args.secret_type))
+            else:
+                print(d / "k8s/dev-secrets.yaml")
         elif args.command == "list":
             cmd_list(d)
         elif args.command == "definitions":

@@ -34,23 +34,14 @@ while [[ $# -gt 0 ]]; do
 done
 
 root="$(pix_root)"
-"$root/scripts/deploy/dev_secrets.sh" ensure ${renew[@]+"${renew[@]}"} --quiet >&2 ||
-    die "dev_secrets.sh could not make the certificates"
 dir="${PIX_SECRETS_DIR:-$root/.local/dev-secrets}"
-all="$dir/k8s/dev-secrets.yaml"
-[[ -s "$all" ]] || die "$all is missing"
-
-# The kubernetes.io/tls documents of dev-secrets.yaml.
-tls_yaml() {
-    python3 - "$all" <<'PY'
-import sys
-docs = open(sys.argv[1]).read().split("\n---\n")
-print("\n---\n".join(d.strip("\n") for d in docs if "\ntype: kubernetes.io/tls\n" in d + "\n"))
-PY
-}
+# The kubernetes.io/tls documents of k8s/dev-secrets.yaml (made first if need be).
+tls_yaml="$("$root/scripts/deploy/dev_secrets.sh" k8s --type kubernetes.io/tls ${renew[@]+"${renew[@]}"})" ||
+    die "dev_secrets.sh could not make the certificates"
+[[ -n "$tls_yaml" ]] || die "$dir/k8s/dev-secrets.yaml has no kubernetes.io/tls Secret"
 
 if ((print_only)); then
-    tls_yaml
+    printf '%s\n' "$tls_yaml"
     exit 0
 fi
 command -v kubectl >/dev/null 2>&1 || die "kubectl not found"
@@ -58,6 +49,6 @@ for ns in api-kafka api-rabbitmq rabbitmq; do
     kubectl get namespace "$ns" >/dev/null 2>&1 \
         || die "namespace $ns does not exist: kubectl apply -f k8s/namespaces.yaml first"
 done
-tls_yaml | kubectl apply -f - || die "kubectl apply of the TLS Secrets failed"
+printf '%s\n' "$tls_yaml" | kubectl apply -f - || die "kubectl apply of the TLS Secrets failed"
 ok "TLS Secrets applied (development CA: $dir/ca/ca.crt)"
 echo "add pix.local to /etc/hosts:  echo \"\$(minikube ip) pix.local\" | sudo tee -a /etc/hosts"

@@ -14,7 +14,8 @@
 #     (Kafka topics under a prefix of its own, a RabbitMQ exchange and queues of its own, created with
 #     `pix-admin topology` and deleted again at the end), so nothing it sends reaches the real saga;
 #   - pix-antifraud with the same topic prefix and a consumer group of its own;
-#   - prometheus, with a config derived from monitoring/prometheus/prometheus.yml: the same job names,
+#   - prometheus, with a config derived from monitoring/prometheus/prometheus.yml
+#     (scripts/deploy/scrape_check.py derive-config): the same job names,
 #     metrics paths, schemes, honor_labels and target labels, the same rule file (alerts.yml); only the
 #     targets are rewritten to 127.0.0.1 ports, tls_config.ca_file to the throwaway CA (the APIs'
 #     jobs scrape https and verify the certificate), the scrape/evaluation interval is shortened to
@@ -25,7 +26,7 @@
 # pix-saga targets of the three stages it does not start.
 #
 # Then it sends the seed's example requests to both APIs (PIX_SCRAPE_REQUESTS each), waits for the
-# scrapes, and asserts:
+# scrapes, and asserts (scripts/deploy/scrape_check.py assert):
 #   - /api/v1/targets: every target is up, with the contract's job names and the stage label;
 #   - /api/v1/query: pix_http_requests_total and pix_publish_total (acked) count the requests,
 #     pix_stage_consumed_total shows the stage consumed them, rabbitmq_global_messages_received_total
@@ -112,9 +113,9 @@ start() {
     echo "    $name: pid $! ($*)"
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+free_port() { python3 scripts/deploy/checklib.py free-port; }
+# The derived configuration and the assertions: scripts/deploy/scrape_check.py.
+scrape_py() { PYTHONDONTWRITEBYTECODE=1 python3 scripts/deploy/scrape_check.py "$@"; }
 
 http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$@" 2>/dev/null || true; }
 answers_200() { [[ "$(http_code "$@")" == 200 ]]; }
@@ -189,39 +190,13 @@ wait_until "antifraud /healthz" "$timeout_s" --pid "${pids[2]}" --log "$logs/ant
 step "prometheus config derived from monitoring/prometheus/prometheus.yml"
 port_prometheus="$(free_port)"
 cp monitoring/prometheus/alerts.yml "$work/alerts.yml"
-python3 - monitoring/prometheus/prometheus.yml "$work/prometheus.yml" "$interval" "$ca" <<EOF
-import sys, yaml
-src, dst, interval, ca = sys.argv[1:]
-cfg = yaml.safe_load(open(src))
-targets = {  # compose target -> the local process this check runs
-    "localhost:9090": "127.0.0.1:$port_prometheus",
-    "api-kafka:5000": "127.0.0.1:$port_api_kafka",
-    "api-rabbitmq:5001": "127.0.0.1:$port_api_rabbit",
-    "antifraud:9101": "127.0.0.1:$port_antifraud",
-    "rabbitmq:15692": "$rabbit_prometheus",
-}
-cfg["global"]["scrape_interval"] = interval
-cfg["global"]["scrape_timeout"] = interval
-cfg["global"]["evaluation_interval"] = interval
-cfg.pop("alerting", None)
-jobs, dropped = [], []
-for job in cfg["scrape_configs"]:
-    if "tls_config" in job:
-        # compose mounts the CA at /run/secrets/pix-ca.crt; here it is the throwaway one.
-        job["tls_config"] = dict(job["tls_config"], ca_file=ca)
-    statics = []
-    for sc in job.get("static_configs", []):
-        kept = [targets[t] for t in sc["targets"] if t in targets]
-        dropped += [f"{job['job_name']}/{t}" for t in sc["targets"] if t not in targets]
-        if kept:
-            statics.append(dict(sc, targets=kept))
-    if statics:
-        jobs.append(dict(job, static_configs=statics))
-cfg["scrape_configs"] = jobs
-yaml.safe_dump(cfg, open(dst, "w"), sort_keys=False)
-print("    jobs scraped: " + ", ".join(j["job_name"] for j in jobs))
-print("    not scraped (no such process here): " + ", ".join(dropped))
-EOF
+# compose target -> the local process this check runs
+scrape_py derive-config monitoring/prometheus/prometheus.yml "$work/prometheus.yml" "$interval" "$ca" \
+    "localhost:9090=127.0.0.1:$port_prometheus" \
+    "api-kafka:5000=127.0.0.1:$port_api_kafka" \
+    "api-rabbitmq:5001=127.0.0.1:$port_api_rabbit" \
+    "antifraud:9101=127.0.0.1:$port_antifraud" \
+    "rabbitmq:15692=$rabbit_prometheus"
 echo "    (kafka: the local broker has no JMX exporter javaagent; its rules are checked by check_monitoring.sh)"
 promtool check config "$work/prometheus.yml" >"$logs/promtool.log" 2>&1 ||
     { cat "$logs/promtool.log" >&2; die "the derived prometheus.yml does not pass promtool check config"; }
@@ -252,103 +227,7 @@ echo "    $requests x POST /kafka -> 200, $requests x POST /rabbit -> 200"
 python3 scripts/deploy/check_metric_names.py --root "$root" --promql-rules-out "$work/dashboard-rules.yml" \
     >/dev/null 2>"$work/names.err" || { cat "$work/names.err" >&2; die "check_metric_names.py failed"; }
 
-cat >"$work/assert.py" <<'EOF'
-"""assert.py PROM_URL PHASE REQUESTS QUEUE DASHBOARD_RULES: exit 0 when every assertion of PHASE
-holds; prints one line per assertion (ok / FAIL: why)."""
-import json, sys, urllib.parse, urllib.request
-import yaml
-
-prom, phase, requests, queue, dash_rules = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-results = []
-
-
-def check(ok, what, detail=""):
-    results.append((bool(ok), what, detail))
-
-
-def api(path, **params):
-    url = prom + path + ("?" + urllib.parse.urlencode(params) if params else "")
-    with urllib.request.urlopen(url, timeout=10) as r:
-        body = json.load(r)
-    if body.get("status") != "success":
-        raise RuntimeError(f"{path}: {body.get('error')}")
-    return body["data"]
-
-
-def query(q):
-    return [(s["metric"], float(s["value"][1])) for s in api("/api/v1/query", query=q)["result"]]
-
-
-if phase == "targets":
-    want = {("prometheus", ""), ("api-kafka", ""), ("api-rabbitmq", ""), ("pix-saga", "antifraud"), ("rabbitmq", "")}
-    got = {}
-    for t in api("/api/v1/targets", state="active")["activeTargets"]:
-        got[(t["labels"]["job"], t["labels"].get("stage", ""))] = (t["health"], t.get("lastError", ""), t["scrapeUrl"])
-    for key in sorted(want):
-        health, err, url = got.get(key, ("missing", "", ""))
-        check(health == "up", f"target job={key[0]}{' stage=' + key[1] if key[1] else ''} is up",
-              f"{health} {url} {err}".strip())
-    for key in sorted(set(got) - want):
-        check(False, f"unexpected target {key}")
-
-elif phase == "metrics":
-    def total(q):
-        return sum(v for _, v in query(q))
-
-    n = total('sum(pix_http_requests_total{job="api-kafka", route="/kafka", method="POST", code="200"})')
-    check(n >= requests, "pix_http_requests_total{job=api-kafka, route=/kafka, code=200} counts the POSTs", f"{n:g}")
-    n = total('sum(pix_http_requests_total{job="api-rabbitmq", route="/rabbit", method="POST", code="200"})')
-    check(n >= requests, "pix_http_requests_total{job=api-rabbitmq, route=/rabbit, code=200} counts the POSTs", f"{n:g}")
-    n = total('sum(pix_publish_total{job="api-kafka", broker="kafka", result="acked"})')
-    check(n >= requests, "pix_publish_total{job=api-kafka, broker=kafka, result=acked}", f"{n:g}")
-    n = total('sum(pix_publish_total{job="api-rabbitmq", broker="rabbitmq", result="acked"})')
-    check(n >= requests, "pix_publish_total{job=api-rabbitmq, broker=rabbitmq, result=acked}", f"{n:g}")
-    s = query('pix_http_request_duration_seconds_count{job="api-kafka", route="/kafka"}')
-    check(s and s[0][1] >= requests, "pix_http_request_duration_seconds (histogram) arrives", f"{s}")
-    s = query('pix_stage_consumed_total{job="pix-saga", stage="antifraud"}')
-    check(s, "pix_stage_consumed_total{job=pix-saga, stage=antifraud} arrives",
-          ", ".join(f"{m.get('topic')}={v:g}" for m, v in s) or "no series")
-    s = query('pix_stage_consumer_lag{job="pix-saga", stage="antifraud"}')
-    check(s, "pix_stage_consumer_lag{stage=antifraud} arrives", f"{[v for _, v in s]}")
-    s = query('pix_stage_dead_lettered_total{job="pix-saga", stage="antifraud"}')
-    check(s, "pix_stage_dead_lettered_total{stage=antifraud} arrives (0 is fine)", f"{[v for _, v in s]}")
-    s = query('pix_build_info{job="pix-saga", stage="antifraud"}')
-    check(s and "exported_stage" not in s[0][0], "pix_build_info carries the target's stage label, no exported_stage",
-          f"{[m for m, _ in s]}")
-    s = query('rabbitmq_global_messages_received_total{job="rabbitmq"}')
-    check(s, "rabbitmq_global_messages_received_total{job=rabbitmq} arrives", f"{[v for _, v in s]}")
-    s = query(f'rabbitmq_queue_messages_ready{{job="rabbitmq", queue="{queue}"}}')
-    check(s and s[0][1] >= requests, f"rabbitmq_queue_messages_ready{{queue={queue}}} (per-object) holds the messages",
-          f"{[v for _, v in s]}")
-
-elif phase == "rules":
-    groups = api("/api/v1/rules")["groups"]
-    want = yaml.safe_load(open(sys.argv[6]))["groups"]
-    loaded = {g["name"]: g for g in groups}
-    for g in want:
-        lg = loaded.get(g["name"])
-        check(lg and len(lg["rules"]) == len(g["rules"]),
-              f"rule group {g['name']}: {len(g['rules'])} rules loaded", f"{len(lg['rules']) if lg else 'missing'}")
-        for r in (lg or {}).get("rules", []):
-            check(r.get("health") == "ok", f"  {r['name']} evaluates", r.get("lastError") or r.get("health"))
-
-elif phase == "dashboards":
-    exprs = [r["expr"] for g in yaml.safe_load(open(dash_rules))["groups"] for r in g["rules"]]
-    errors = []
-    for e in exprs:
-        try:
-            api("/api/v1/query", query=e)
-        except Exception as ex:  # noqa: BLE001 - reported below
-            errors.append(f"{e}: {ex}")
-    check(not errors, f"{len(exprs)} dashboard queries run without error", "; ".join(errors))
-
-failed = [r for r in results if not r[0]]
-if "--report" in sys.argv:
-    for ok, what, detail in results:
-        print(f"    {'ok  ' if ok else 'FAIL'} {what}" + (f"  [{detail}]" if detail else ""))
-sys.exit(1 if failed or not results else 0)
-EOF
-assert() { python3 "$work/assert.py" "$prom" "$1" "$requests" "${queue_prefix}pix.notification.sent" \
+assert() { scrape_py assert "$prom" "$1" "$requests" "${queue_prefix}pix.notification.sent" \
     "$work/dashboard-rules.yml" "$work/alerts.yml" "${@:2}"; }
 
 failures=0

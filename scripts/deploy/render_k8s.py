@@ -5,6 +5,8 @@
     scripts/deploy/render_k8s.py --check         exit 1 if a generated manifest is missing or stale
     scripts/deploy/render_k8s.py --lint          the project's rules over every k8s/**/*.yaml
                                                  (needs PyYAML: .local/tools/venv/bin/python)
+    scripts/deploy/render_k8s.py --sources       the generated objects and their source files, as JSON
+                                                 (check_k8s.sh reads the values back with js-yaml)
     options: --source-root DIR  read the source files from DIR instead of the repository
                                 (e.g. placeholder copies while their owners still write them)
              --k8s-dir DIR      the manifests' directory (default <repo>/k8s)
@@ -518,8 +520,7 @@ class Lint:
         pdbs = self.objs("PodDisruptionBudget")
         for f, d in pdbs:
             sel = (d.get("spec") or {}).get("selector") or {}
-            if not any(self.ns(w) == self.ns(d) and self.matches(sel, (self.template(w).get("metadata") or {})
-                                                                  .get("labels") or {})
+            if not any(self.ns(w) == self.ns(d) and self.matches(sel, (self.template(w).get("metadata") or {}).get("labels") or {})
                        for _, w in self.workloads()):
                 self.err(self.ident(f, d), "selects no pod template")
         for (ns, kind, name), (f, d) in workload_keys.items():
@@ -698,9 +699,8 @@ class Lint:
         for f, d in self.objs("NetworkPolicy"):
             spec = d.get("spec") or {}
             pods = [w for _, w in self.workloads() if self.ns(w) == self.ns(d)
-                    and (spec.get("podSelector") == {} or self.matches(spec.get("podSelector") or {},
-                                                                        (self.template(w).get("metadata") or {})
-                                                                        .get("labels") or {}))]
+                    and (spec.get("podSelector") == {}
+                         or self.matches(spec.get("podSelector") or {}, (self.template(w).get("metadata") or {}).get("labels") or {}))]
             ports = set()
             for w in pods:
                 for c in (self.template(w).get("spec") or {}).get("containers") or []:
@@ -905,6 +905,8 @@ def main() -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="fail if a generated manifest is missing or stale")
     mode.add_argument("--lint", action="store_true", help="check the project's rules over k8s/ (needs PyYAML)")
+    mode.add_argument("--sources", action="store_true",
+                      help="print, as JSON, each generated manifest's objects: [kind, name, field, [[key, source]...]]")
     ap.add_argument("--source-root", type=Path, default=ROOT, help="where the source files are (default: the repo)")
     ap.add_argument("--k8s-dir", type=Path, default=ROOT / "k8s", help="the manifests (default: <repo>/k8s)")
     ap.add_argument("--compose", type=Path, default=ROOT / "docker-compose.yaml",
@@ -914,6 +916,10 @@ def main() -> int:
     args = ap.parse_args()
     source_root = args.source_root.resolve()
 
+    if args.sources:  # check_k8s.sh reads every generated value back with a second YAML parser
+        print(json.dumps({t: [[o.kind, o.name, "stringData" if o.secret else "data", o.sources] for o in objs]
+                          for t, objs in TARGETS.items()}))
+        return 0
     if args.lint:
         try:
             lint = Lint(args.k8s_dir.resolve(), source_root, args.compose, args.extra)

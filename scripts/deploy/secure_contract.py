@@ -273,12 +273,12 @@ class Contract:
         protomap = dict(p.split(":", 1) for p in props.get("listener.security.protocol.map", "").split(",") if ":" in p)
         controllers = {c.strip() for c in props.get("controller.listener.names", "").split(",") if c.strip()}
         listeners = [x.split("://", 1)[0] for x in props.get("listeners", "").split(",") if "://" in x]
-        self.r.check(protomap and all(protomap.get(l) for l in listeners),
+        self.r.check(protomap and all(protomap.get(name) for name in listeners),
                      f"{where}: every listener has a security protocol", f"{where}: listeners {listeners} vs map {protomap}")
-        plain = [l for l, p in protomap.items() if p in ("PLAINTEXT", "SASL_PLAINTEXT")]
+        plain = [name for name, p in protomap.items() if p in ("PLAINTEXT", "SASL_PLAINTEXT")]
         self.r.check(not plain, f"{where}: no plaintext listener", f"{where}: plaintext listener(s) {plain}")
-        clients = [l for l in listeners if l not in controllers]
-        self.r.check(clients and all(protomap.get(l) == "SASL_SSL" for l in clients),
+        clients = [name for name in listeners if name not in controllers]
+        self.r.check(clients and all(protomap.get(name) == "SASL_SSL" for name in clients),
                      f"{where}: client listeners {clients} are SASL_SSL",
                      f"{where}: client listeners {[(l, protomap.get(l)) for l in clients]} must all be SASL_SSL")
         for c in controllers:
@@ -326,11 +326,11 @@ class Contract:
         self.r.check(props.get("config.providers") == "dir" and props.get("config.providers.dir.class", "").endswith(
             "DirectoryConfigProvider"), f"{where}: DirectoryConfigProvider for the broker's password",
             f"{where}: config.providers dir (DirectoryConfigProvider) must be configured")
-        for l in clients:
-            jaas = props.get(f"listener.name.{l.lower()}.scram-sha-512.sasl.jaas.config", "")
+        for name in clients:
+            jaas = props.get(f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config", "")
             self.r.check('username="kafka-broker"' in jaas and f"${{dir:{scram_dir}:kafka-broker}}" in jaas,
-                         f"{where}: listener {l} logs in as kafka-broker, password from {scram_dir}",
-                         f"{where}: listener {l} needs a ScramLoginModule JAAS config as kafka-broker with "
+                         f"{where}: listener {name} logs in as kafka-broker, password from {scram_dir}",
+                         f"{where}: listener {name} needs a ScramLoginModule JAAS config as kafka-broker with "
                          f"password=\"${{dir:{scram_dir}:kafka-broker}}\"")
         users = broker.env.get("PIX_KAFKA_SCRAM_USERS", "").split()
         acl = acl_principals(self.root)
@@ -870,7 +870,7 @@ def check_k8s(root: Path, gen: Path) -> Report:
                          f"naming {t.get('hosts')}")
     # KEDA: the kafka triggers log in over SASL_SSL as the stage they measure; rabbitmq over HTTPS
     auths = {(d["metadata"]["namespace"], d["metadata"]["name"]): {r["parameter"]: (r["name"], r["key"])
-                                                                     for r in (d.get("spec") or {}).get("secretTargetRef") or []}
+                                                                   for r in (d.get("spec") or {}).get("secretTargetRef") or []}
              for _, d in docs if d["kind"] == "TriggerAuthentication"}
     acl = acl_principals(root)
     for f, d in docs:

@@ -1,4 +1,4 @@
-"""Tests of dev_secrets.py (python3 -m unittest discover -s scripts/deploy -p 'test_*.py')."""
+"""Tests of dev_secrets.py (python3 -m pytest scripts/deploy; validate.sh pytest)."""
 
 import base64
 import json
@@ -306,3 +306,12 @@ class Tokens(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def test_documents_of_type():
+    text = ("# header\napiVersion: v1\nkind: Secret\nmetadata:\n  name: a\ntype: kubernetes.io/tls\nstringData:\n  k: v\n"
+            "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: b\ntype: Opaque\n"
+            "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: c\ntype: kubernetes.io/tls\n")
+    docs = ds.documents_of_type(text, "kubernetes.io/tls").split("\n---\n")
+    assert [d.split("name: ")[1].split("\n")[0] for d in docs] == ["a", "c"]
+    assert ds.documents_of_type(text, "kubernetes.io/dockerconfigjson") == ""

@@ -1,5 +1,5 @@
 """Tests of secure_contract.py and of the lint rules render_k8s.py gained with it
-(python3 -m unittest discover -s scripts/deploy -p 'test_*.py')."""
+(python3 -m pytest scripts/deploy; validate.sh pytest)."""
 
 import os
 import shutil
@@ -126,7 +126,7 @@ class Rules(GeneratedSecrets, unittest.TestCase):
 
     def test_unmounted_file_and_inline_password_fail(self):
         u = sc.Unit("svc", "antifraud", env={"PIX_KAFKA_PASSWORD_FILE": "/run/secrets/nope", "PIX_KAFKA_PASSWORD": "x",
-                                               "PIX_RABBIT_URL": "amqps://u:pw@rabbitmq:5671/"})
+                                             "PIX_RABBIT_URL": "amqps://u:pw@rabbitmq:5671/"})
         r = sc.Report()
         sc.Contract([u], self.gen, "compose", r).rule_files()
         self.assertTrue(any("not mounted" in b for b in r.bad))
@@ -139,7 +139,7 @@ class Rules(GeneratedSecrets, unittest.TestCase):
                                                         "/run/secrets/rabbitmq-tls.key": "tls/rabbitmq.key",
                                                         "/run/secrets/rabbitmq-definitions.json": "rabbitmq/definitions.json"})
         ok = sc.Unit("notifier", "notifier", env={"PIX_RABBIT_URL": "amqps://notifier@rabbitmq:5671/",
-                                                   "PIX_RABBIT_PASSWORD_FILE": "/run/secrets/p", "PIX_RABBIT_CA": CA},
+                                                  "PIX_RABBIT_PASSWORD_FILE": "/run/secrets/p", "PIX_RABBIT_CA": CA},
                      files={"/run/secrets/p": "passwords/rabbitmq/notifier", CA: "ca/ca.crt"})
         r = sc.Report()
         sc.Contract([rabbit, ok], self.gen, "compose", r).rule_rabbitmq("rabbitmq", conf)
@@ -162,7 +162,7 @@ class Rules(GeneratedSecrets, unittest.TestCase):
         other = sc.Unit("api-rabbitmq", "api-rabbitmq", env=dict(env), files=files, probes=[hc])
         r = sc.Report()
         sc.Contract([good, other], self.gen, "compose", r).rule_apis({"api-kafka": ["api-kafka", "127.0.0.1"],
-                                                                         "api-rabbitmq": ["api-rabbitmq"]})
+                                                                      "api-rabbitmq": ["api-rabbitmq"]})
         kafka_bad = [b for b in r.bad if b.startswith("api-kafka")]
         self.assertEqual(kafka_bad, [])
         self.assertTrue(any(b.startswith("api-rabbitmq") and "tls/api-rabbitmq.crt" in b for b in r.bad))
@@ -185,7 +185,7 @@ class Rules(GeneratedSecrets, unittest.TestCase):
         self.assertEqual(len(r.bad), 1)
         r = sc.Report()
         sc.Contract([prom], self.gen, "k8s", r).rule_scrape(good, {"api-kafka": "api-kafka.api-kafka.svc",
-                                                                 "api-rabbitmq": "api-rabbitmq.api-rabbitmq.svc"})
+                                                                   "api-rabbitmq": "api-rabbitmq.api-rabbitmq.svc"})
         self.assertEqual(len(r.bad), 2)  # no server_name: pod IPs are not in the certificates
 
     def test_facts(self):
@@ -352,7 +352,6 @@ class K8sUnits(unittest.TestCase):
     """k8s_units models Secret volumes: files, their modes and read-only mounts."""
 
     def test_secret_volume_modes(self):
-        import yaml
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             (root / "k8s").mkdir()
@@ -367,7 +366,7 @@ class K8sUnits(unittest.TestCase):
                     "volumes": [{"name": "k", "secret": {"secretName": "decision-key-settlement", "defaultMode": 0o400}},
                                 {"name": "p", "projected": {"defaultMode": 0o440, "sources": [
                                     {"secret": {"name": "pix-ca", "items": [{"key": "ca.crt", "path": "pix-ca.crt",
-                                                                              "mode": 0o444}]}}]}}]}}}}))
+                                                                             "mode": 0o444}]}}]}}]}}}}))
             units, _ = sc.k8s_units(root, sc.Report())
         (u,) = units
         self.assertEqual(u.component, "notifier")

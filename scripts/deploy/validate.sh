@@ -10,10 +10,12 @@
 #   tools        scripts/deploy/tools.sh (installs the validators into .local/tools once)
 #   yaml         yamllint -s -c .yamllint on every YAML file of the repository (tracked and
 #                untracked-but-not-ignored, outside build/ and .local/)
-#   json         every JSON file parses strictly (no comments, no trailing commas, no
-#                duplicate keys), .vscode/ included; launch.json's preLaunchTask names exist
-#                in tasks.json and its programs are executables the CMake project builds
+#   json         scripts/deploy/check_json.py: every JSON file parses strictly (no comments, no
+#                trailing commas, no duplicate keys), .vscode/ included; launch.json's
+#                preLaunchTask names exist in tasks.json and its programs are executables the
+#                CMake project builds
 #   shell        `shellcheck -x` on every script under scripts/
+#   pytest       the tests of scripts/deploy's Python modules (test_*.py)
 #   workflows    scripts/deploy/check_workflows.sh (GitHub Actions)
 #   compose      scripts/deploy/check_compose.sh (docker-compose.yaml, Dockerfiles)
 #   commands     scripts/deploy/check_commands.sh (compose's and k8s' pix-* command lines and
@@ -33,7 +35,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 root="$(pix_root)"
 cd "$root"
 
-all_checks=(tools yaml json shell workflows compose commands k8s monitoring scrape)
+all_checks=(tools yaml json shell pytest workflows compose commands k8s monitoring scrape)
 
 describe() {
     case "$1" in
@@ -41,6 +43,7 @@ describe() {
         yaml) echo "yamllint -s -c .yamllint (all YAML files)" ;;
         json) echo "strict JSON parse (all JSON files) + .vscode cross-references" ;;
         shell) echo "shellcheck -x (every scripts/**/*.sh)" ;;
+        pytest) echo "pytest scripts/deploy (the checks' own tests)" ;;
         workflows) echo "scripts/deploy/check_workflows.sh" ;;
         compose) echo "scripts/deploy/check_compose.sh" ;;
         commands) echo "scripts/deploy/check_commands.sh" ;;
@@ -75,16 +78,6 @@ done
 
 # ---- file lists ---------------------------------------------------------------
 
-# Tracked files plus untracked ones that .gitignore does not exclude, that exist, outside
-# build/ and .local/. Arguments: git pathspecs.
-repo_files() {
-    git ls-files -z --cached --others --exclude-standard -- "$@" |
-        while IFS= read -r -d '' f; do
-            case "$f" in build/* | .local/*) continue ;; esac
-            [[ -f "$f" ]] && printf '%s\n' "$f"
-        done | sort -u
-}
-
 # ---- built-in checks ------------------------------------------------------------
 
 check_tools() {
@@ -93,7 +86,7 @@ check_tools() {
 
 check_yaml() {
     local files
-    mapfile -t files < <(repo_files '*.yml' '*.yaml')
+    mapfile -t files < <(pix_repo_files '*.yml' '*.yaml')
     [[ ${#files[@]} -gt 0 ]] || { warn "no YAML files found"; return 1; }
     echo "    ${#files[@]} YAML files"
     yamllint -s -c .yamllint "${files[@]}" || return 1
@@ -102,69 +95,25 @@ check_yaml() {
 
 check_json() {
     local files
-    mapfile -t files < <(repo_files '*.json')
+    mapfile -t files < <(pix_repo_files '*.json')
     [[ ${#files[@]} -gt 0 ]] || { warn "no JSON files found"; return 1; }
-    python3 - "$root" "${files[@]}" <<'PY' || return 1
-import json
-import os
-import re
-import sys
-
-root, files = sys.argv[1], sys.argv[2:]
-problems = []
-
-
-def no_duplicates(pairs):
-    seen = {}
-    for k, v in pairs:
-        if k in seen:
-            raise ValueError(f"duplicate key {k!r}")
-        seen[k] = v
-    return seen
-
-
-docs = {}
-for f in files:
-    try:
-        with open(os.path.join(root, f), encoding="utf-8") as fh:
-            docs[f] = json.load(fh, object_pairs_hook=no_duplicates)
-    except (ValueError, UnicodeDecodeError) as e:
-        problems.append(f"{f}: {e}")
-print(f"    {len(files)} JSON files parsed strictly")
-
-# .vscode: every preLaunchTask names a task; every program is an executable the project builds.
-tasks = docs.get(".vscode/tasks.json")
-launch = docs.get(".vscode/launch.json")
-if launch is not None:
-    labels = {t.get("label") for t in (tasks or {}).get("tasks", [])}
-    apps = set(os.listdir(os.path.join(root, "src", "apps"))) if os.path.isdir(os.path.join(root, "src", "apps")) else set()
-    tests_cmake = os.path.join(root, "tests", "CMakeLists.txt")
-    test_targets = set()
-    if os.path.exists(tests_cmake):
-        with open(tests_cmake, encoding="utf-8") as fh:
-            test_targets = set(re.findall(r"add_executable\(\s*([A-Za-z0-9_-]+)", fh.read()))
-    for cfg in launch.get("configurations", []):
-        name = cfg.get("name", "?")
-        pre = cfg.get("preLaunchTask")
-        if pre and pre not in labels:
-            problems.append(f".vscode/launch.json '{name}': preLaunchTask '{pre}' is not a task label in tasks.json")
-        prog = cfg.get("program", "")
-        m = re.fullmatch(r"\$\{workspaceFolder\}/build/(debug|release)/(src|tests)/([A-Za-z0-9_-]+)", prog)
-        if not m:
-            problems.append(f".vscode/launch.json '{name}': program '{prog}' is not build/<preset>/src|tests/<target>")
-        elif (m.group(2) == "src" and m.group(3) not in apps) or (m.group(2) == "tests" and m.group(3) not in test_targets):
-            problems.append(f".vscode/launch.json '{name}': {m.group(3)} is not a target the project builds")
-    print(f"    .vscode/launch.json: {len(launch.get('configurations', []))} configurations cross-checked")
-for p in problems:
-    print(f"    {p}", file=sys.stderr)
-sys.exit(1 if problems else 0)
-PY
+    PYTHONDONTWRITEBYTECODE=1 python3 scripts/deploy/check_json.py "$root" "${files[@]}" || return 1
     ok "JSON valid"
+}
+
+# The checks' own tests (scripts/deploy/test_*.py; pytest.ini). Debian's python3 and its pytest
+# (python3-pytest, scripts/local/deps.sh), whatever python3 comes first on PATH.
+check_pytest() {
+    local py=/usr/bin/python3
+    [[ -x "$py" ]] || py="$(command -v python3)"
+    "$py" -m pytest --version >/dev/null 2>&1 || { warn "$py has no pytest (scripts/local/deps.sh installs python3-pytest)"; return 1; }
+    PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest scripts/deploy 2>&1 | sed 's/^/    /' || return 1
+    ok "scripts/deploy tests pass"
 }
 
 check_shell() {
     local files
-    mapfile -t files < <(repo_files 'scripts/*.sh')
+    mapfile -t files < <(pix_repo_files 'scripts/*.sh')
     [[ ${#files[@]} -gt 0 ]] || { warn "no scripts found"; return 1; }
     echo "    ${#files[@]} scripts"
     shellcheck -x "${files[@]}" || return 1
@@ -181,7 +130,7 @@ run_check() {
     t0="$(now_us)"
     step "[$name] $(describe "$name")"
     case "$name" in
-        tools | yaml | json | shell)
+        tools | yaml | json | shell | pytest)
             "check_$name" || rc=$?
             ;;
         *)

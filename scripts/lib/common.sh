@@ -19,6 +19,7 @@
 #   stop_pid DESC PID TIMEOUT_S   SIGTERM, wait with deadline, then SIGKILL
 #   proc_gone PID                 true once PID has exited (an unreaped zombie counts)
 #   pix_usage FILE                print the comment block at the top of FILE
+#   pix_repo_files PATHSPEC...    the repository's existing files (tracked or not ignored)
 #   as_root CMD...                run CMD as root (sudo only when not already root)
 #   elapsed_since START_US        prints seconds (one decimal) since a $EPOCHREALTIME-ish stamp
 #   now_us                        microseconds since the epoch
@@ -109,6 +110,17 @@ pix_help_if_asked() {
             exit 0
             ;;
     esac
+}
+
+# pix_repo_files PATHSPEC...: the repository's files (tracked, plus untracked ones .gitignore does
+# not exclude) that exist (a deletion not yet committed is left out), outside build/ and .local/,
+# sorted, one a line. Run it from the repository root.
+pix_repo_files() {
+    git ls-files -z --cached --others --exclude-standard -- "$@" |
+        while IFS= read -r -d '' f; do
+            case "$f" in build/* | .local/*) continue ;; esac
+            [[ -f "$f" ]] && printf '%s\n' "$f"
+        done | sort -u
 }
 
 # ---- time -------------------------------------------------------------------
