@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "amqp_wire.hpp"
 #include "pix/amqp/confirm_publisher.hpp"
 #include "pix/amqp/url.hpp"
 
@@ -24,23 +25,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string be16(std::uint16_t v) {
-  return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)};
-}
-std::string be32(std::uint32_t v) {
-  return be16(static_cast<std::uint16_t>(v >> 16)) + be16(static_cast<std::uint16_t>(v & 0xffff));
-}
-std::string be64(std::uint64_t v) {
-  return be32(static_cast<std::uint32_t>(v >> 32)) + be32(static_cast<std::uint32_t>(v & 0xffffffff));
-}
-std::string longstr(const std::string& s) {
-  return be32(static_cast<std::uint32_t>(s.size())) + s;
-}
-
-std::string method_frame(std::uint16_t channel, std::uint16_t cls, std::uint16_t method, const std::string& args) {
-  const std::string payload = be16(cls) + be16(method) + args;
-  return std::string(1, '\x01') + be16(channel) + be32(static_cast<std::uint32_t>(payload.size())) + payload + '\xCE';
-}
+using test::wire::be16;
+using test::wire::be32;
+using test::wire::be64;
+using test::wire::longstr;
+using test::wire::method_frame;
 
 struct Frame {
   std::uint8_t type = 0;

@@ -28,11 +28,15 @@
 #include <utility>
 #include <vector>
 
+#include "pix/amqp/confirm_tracker.hpp"
 #include "pix/amqp/connection.hpp"
+#include "pix/amqp/frame_codec.hpp"
 
 // I/O model. rabbitmq-c does the handshake and the setup RPCs; after that this file owns the
-// socket. Frames are encoded with rabbitmq-c's public encoders into one buffer and written with
-// non-blocking send(), and what arrives is decoded with amqp_handle_input(). Compared with
+// socket. Frames are encoded with rabbitmq-c's public encoders into one buffer (frame_codec.hpp)
+// and written with non-blocking send(), and what arrives is decoded with amqp_handle_input().
+// The confirms, returns and the verdicts they make are kept by ConfirmTracker
+// (confirm_tracker.hpp), which knows nothing of the socket. Compared with
 // amqp_basic_publish() this turns three blocking send() calls per message into one non-blocking
 // write per batch, and the thread never blocks on a broker that stops reading, so timeouts,
 // probes and drain keep working. Heartbeats, which rabbitmq-c would only handle inside its own
@@ -66,17 +70,6 @@ constexpr std::size_t kMaxUnsentBytes = 8 * 1024 * 1024;
 constexpr std::chrono::milliseconds kMaxPollWait{500};
 // How long a polite close may wait for our last bytes to leave.
 constexpr std::chrono::milliseconds kCloseFlushWait{1000};
-constexpr std::uint16_t kReplyNoRoute = 312;
-constexpr char kAppId[] = "pix-pubsub";
-
-// AMQP 0-9-1 framing (spec 4.2.3): type(1) channel(2) size(4) payload frame-end(1).
-constexpr std::size_t kFrameHeaderSize = 7;
-constexpr std::size_t kFrameOverhead = kFrameHeaderSize + 1;
-constexpr std::uint8_t kFrameEnd = 0xCE;
-
-bool same_bytes(amqp_bytes_t b, std::string_view s) noexcept {
-  return b.len == s.size() && (s.empty() || std::string_view{static_cast<const char*>(b.bytes), b.len} == s);
-}
 
 std::string describe_close(std::uint16_t code, amqp_bytes_t text) {
   return std::to_string(code) + " " + string_of(text);
@@ -86,120 +79,11 @@ std::string millis_text(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
 
-std::uint32_t get_u32(const std::uint8_t* p) noexcept {
-  return (std::uint32_t{p[0]} << 24U) | (std::uint32_t{p[1]} << 16U) | (std::uint32_t{p[2]} << 8U) |
-         std::uint32_t{p[3]};
-}
-
-void put_u16(std::uint8_t* p, std::uint16_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 8U);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-void put_u32(std::uint8_t* p, std::uint32_t v) noexcept {
-  put_u16(p, static_cast<std::uint16_t>(v >> 16U));
-  put_u16(p + 2, static_cast<std::uint16_t>(v));
-}
-void put_u64(std::uint8_t* p, std::uint64_t v) noexcept {
-  put_u32(p, static_cast<std::uint32_t>(v >> 32U));
-  put_u32(p + 4, static_cast<std::uint32_t>(v));
-}
-
-void put_frame_header(std::uint8_t* p, std::uint8_t type, amqp_channel_t channel, std::size_t payload) noexcept {
-  p[0] = type;
-  put_u16(p + 1, channel);
-  put_u32(p + 3, static_cast<std::uint32_t>(payload));
-}
-
-/// Encodes a method frame at `p` (at most `room` bytes); its length, or a negative amqp status.
-int encode_method_frame(std::uint8_t* p, std::size_t room, amqp_channel_t channel, amqp_method_number_t id,
-                        void* method) noexcept {
-  constexpr std::size_t kIdSize = 4;
-  if (room < kFrameOverhead + kIdSize) return AMQP_STATUS_NO_MEMORY;
-  amqp_bytes_t args;
-  args.bytes = p + kFrameHeaderSize + kIdSize;
-  args.len = room - kFrameOverhead - kIdSize;
-  const int n = amqp_encode_method(id, method, args);
-  if (n < 0) return n;
-  const std::size_t payload = kIdSize + static_cast<std::size_t>(n);
-  put_frame_header(p, AMQP_FRAME_METHOD, channel, payload);
-  put_u32(p + kFrameHeaderSize, id);
-  p[kFrameHeaderSize + payload] = kFrameEnd;
-  return static_cast<int>(kFrameOverhead + payload);
-}
-
-/// Encodes a basic content header frame at `p`; its length, or a negative amqp status.
-int encode_header_frame(std::uint8_t* p, std::size_t room, amqp_channel_t channel, std::uint64_t body_size,
-                        amqp_basic_properties_t* props) noexcept {
-  constexpr std::size_t kFixed = 12;  // class id, weight, body size
-  if (room < kFrameOverhead + kFixed) return AMQP_STATUS_NO_MEMORY;
-  amqp_bytes_t encoded;
-  encoded.bytes = p + kFrameHeaderSize + kFixed;
-  encoded.len = room - kFrameOverhead - kFixed;
-  const int n = amqp_encode_properties(AMQP_BASIC_CLASS, props, encoded);
-  if (n < 0) return n;
-  const std::size_t payload = kFixed + static_cast<std::size_t>(n);
-  put_frame_header(p, AMQP_FRAME_HEADER, channel, payload);
-  put_u16(p + kFrameHeaderSize, AMQP_BASIC_CLASS);
-  put_u16(p + kFrameHeaderSize + 2, 0);
-  put_u64(p + kFrameHeaderSize + 4, body_size);
-  p[kFrameHeaderSize + payload] = kFrameEnd;
-  return static_cast<int>(kFrameOverhead + payload);
-}
-
-/// Bytes encoded but not yet written to the socket. Grows without zero-filling, and reuses its
-/// memory once drained, so a steady stream of publishes allocates nothing.
-class OutBuffer {
- public:
-  /// Room for at least `n` more bytes at the end.
-  std::uint8_t* tail(std::size_t n) {
-    if (capacity_ - size_ < n) grow(n);
-    return data_.get() + size_;
-  }
-  void commit(std::size_t n) noexcept { size_ += n; }
-  const std::uint8_t* unsent() const noexcept { return data_.get() + sent_; }
-  std::size_t unsent_size() const noexcept { return size_ - sent_; }
-  void consume(std::size_t n) noexcept {
-    sent_ += n;
-    if (sent_ == size_) sent_ = size_ = 0;
-  }
-  void clear() noexcept { sent_ = size_ = 0; }
-
- private:
-  void grow(std::size_t n) {
-    if (sent_ > 0) {
-      std::memmove(data_.get(), data_.get() + sent_, size_ - sent_);
-      size_ -= sent_;
-      sent_ = 0;
-      if (capacity_ - size_ >= n) return;
-    }
-    const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{64 * 1024}});
-    std::unique_ptr<std::uint8_t[]> bigger(new std::uint8_t[capacity]);
-    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
-    data_ = std::move(bigger);
-    capacity_ = capacity;
-  }
-
-  std::unique_ptr<std::uint8_t[]> data_;
-  std::size_t size_ = 0;
-  std::size_t sent_ = 0;
-  std::size_t capacity_ = 0;
-};
-
 /// An accepted event the thread has not sent yet.
 struct Queued {
   OutboundEvent event;
   PublishCallback done;
   Clock::time_point accepted_at;
-};
-
-/// A sent event waiting for its confirm; its delivery tag is implied by its position.
-struct Unconfirmed {
-  std::string id;
-  std::string routing_key;
-  PublishCallback done;
-  Clock::time_point sent_at;
-  std::uint16_t return_code = 0;  ///< non-zero once a basic.return named this message
-  bool answered = false;          ///< the callback has fired (timeout); a late confirm is ignored
 };
 
 struct PendingProbe {
@@ -476,9 +360,6 @@ class ConfirmPublisher::Impl {
     transport_ = detail::Transport(socket_fd_, ssl_);
     frame_max_ = static_cast<std::size_t>(amqp_get_frame_max(conn_));
     negotiated_heartbeat_ = std::chrono::seconds{amqp_get_heartbeat(conn_)};
-    next_tag_ = 1;
-    first_tag_ = 1;
-    last_returned_tag_ = 0;
     incoming_return_.reset();
     probe_channel_open_ = true;
     blocked_now_ = false;
@@ -554,7 +435,7 @@ class ConfirmPublisher::Impl {
       }
 
       if (draining) {
-        const bool settled = unsent() == 0 && unconfirmed_.empty();
+        const bool settled = unsent() == 0 && confirms_.empty();
         if (settled || now >= drain_deadline) {
           finish_drain();
           return true;
@@ -611,7 +492,7 @@ class ConfirmPublisher::Impl {
     std::size_t pos = 0;
     while (in_size_ - pos >= detail::kFrameHeaderSize) {
       std::uint8_t* frame_start = in_.data() + pos;
-      const std::size_t total = std::size_t{detail::get_u32(frame_start + 3)} + detail::kFrameOverhead;
+      const std::size_t total = detail::frame_size(frame_start);
       if (total > frame_max_) {
         loss_reason_ = "the broker sent a frame larger than frame_max";
         return false;
@@ -697,11 +578,11 @@ class ConfirmPublisher::Impl {
     switch (method.id) {
       case AMQP_BASIC_ACK_METHOD: {
         const auto* m = static_cast<const amqp_basic_ack_t*>(method.decoded);
-        return settle(m->delivery_tag, m->multiple != 0, true);
+        return trust_confirms(confirms_.on_ack(m->delivery_tag, m->multiple != 0));
       }
       case AMQP_BASIC_NACK_METHOD: {
         const auto* m = static_cast<const amqp_basic_nack_t*>(method.decoded);
-        return settle(m->delivery_tag, m->multiple != 0, false);
+        return trust_confirms(confirms_.on_nack(m->delivery_tag, m->multiple != 0));
       }
       case AMQP_BASIC_RETURN_METHOD: {
         const auto* m = static_cast<const amqp_basic_return_t*>(method.decoded);
@@ -733,70 +614,26 @@ class ConfirmPublisher::Impl {
     ret.body_remaining = frame.payload.properties.body_size;
     const auto* props = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
     const bool has_id = props != nullptr && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
-    const amqp_bytes_t id = has_id ? props->message_id : amqp_empty_bytes;
-    // Returns come in publish order and before the message's own confirm, so the returned message
-    // is the first one after the previous return with this id and routing key. Answered
-    // (timed-out) entries still take their own return, so that it is not pinned on a later retry.
-    const std::uint64_t start_tag = std::max(first_tag_, last_returned_tag_ + 1);
-    for (std::uint64_t tag = start_tag; tag < next_tag_; ++tag) {
-      auto& entry = unconfirmed_[tag - first_tag_];
-      if (entry.return_code != 0) continue;
-      if (detail::same_bytes(id, entry.id) && entry.routing_key == ret.routing_key) {
-        entry.return_code = ret.reply_code == 0 ? detail::kReplyNoRoute : ret.reply_code;
-        last_returned_tag_ = tag;
-        if (ret.reply_code != detail::kReplyNoRoute) {
-          spdlog::warn("amqp publisher: message {} returned: {} {}", entry.id, ret.reply_code, ret.reply_text);
-        }
-        if (ret.body_remaining == 0) incoming_return_.reset();
-        return;
-      }
+    const std::string_view id =
+        has_id ? std::string_view{static_cast<const char*>(props->message_id.bytes), props->message_id.len}
+               : std::string_view{};
+    if (!confirms_.on_return(ret.reply_code, id, ret.routing_key)) {
+      spdlog::warn("amqp publisher: basic.return ({} {}) for routing key '{}' matches no unconfirmed message",
+                   ret.reply_code, ret.reply_text, ret.routing_key);
+    } else if (ret.reply_code != detail::kReplyNoRoute) {
+      spdlog::warn("amqp publisher: message {} returned: {} {}", id, ret.reply_code, ret.reply_text);
     }
-    spdlog::warn("amqp publisher: basic.return ({} {}) for routing key '{}' matches no unconfirmed message",
-                 ret.reply_code, ret.reply_text, ret.routing_key);
     if (ret.body_remaining == 0) incoming_return_.reset();
   }
 
-  /// Applies basic.ack / basic.nack for `tag` (and every earlier one when `multiple`). False for
-  /// a tag never sent: the broker and this publisher disagree on what was confirmed, so nothing
-  /// outstanding can be trusted as confirmed; the connection is dropped and every unconfirmed
-  /// event answered "may exist" (504), never acked.
-  bool settle(std::uint64_t tag, bool multiple, bool ack) {
-    if (tag >= next_tag_ || tag == 0) {
-      loss_reason_ = std::string("the broker ") + (ack ? "acked" : "nacked") + " delivery tag " + std::to_string(tag) +
-                     ", which was never sent (next is " + std::to_string(next_tag_) + ")";
-      spdlog::error("amqp publisher: {}", loss_reason_);
-      return false;
-    }
-    // Tags below first_tag_ belong to events already answered (timed out) and dropped.
-    if (tag < first_tag_) return true;
-    const std::uint64_t from = multiple ? first_tag_ : tag;
-    for (std::uint64_t t = from; t <= tag; ++t) {
-      auto& entry = unconfirmed_[t - first_tag_];
-      if (entry.answered) continue;
-      entry.answered = true;
-      if (!ack) {
-        // A queue refused it (at x-max-length with reject-publish, or its process failed); with
-        // several queues bound, another may hold a copy: the event may exist.
-        answer(entry.done, PublishStatus::kNacked,
-               "broker nacked: a queue refused it (full, or failed); another queue it routes to may hold a copy");
-      } else if (entry.return_code == detail::kReplyNoRoute) {
-        answer(entry.done, PublishStatus::kRejected, "unroutable: no queue bound for " + entry.routing_key);
-      } else if (entry.return_code != 0) {
-        answer(entry.done, PublishStatus::kRejected,
-               "returned by the broker (reply code " + std::to_string(entry.return_code) + ")");
-      } else {
-        answer(entry.done, PublishStatus::kAcked);
-      }
-    }
-    drop_answered();
-    return true;
-  }
-
-  void drop_answered() noexcept {
-    while (!unconfirmed_.empty() && unconfirmed_.front().answered) {
-      unconfirmed_.pop_front();
-      ++first_tag_;
-    }
+  /// False when a confirm named a delivery tag never sent: the broker and this publisher disagree
+  /// on what was confirmed, so the connection is dropped and every unconfirmed event answered
+  /// "may exist" (504), never acked.
+  bool trust_confirms(std::string violation) {
+    if (violation.empty()) return true;
+    loss_reason_ = std::move(violation);
+    spdlog::error("amqp publisher: {}", loss_reason_);
+    return false;
   }
 
   bool on_probe_channel_method(const amqp_method_t& method) {
@@ -845,13 +682,10 @@ class ConfirmPublisher::Impl {
 
   /// Queues a method frame for the next flush(). Our own small methods always fit a frame.
   void append_method(amqp_channel_t channel, amqp_method_number_t id, void* method) {
-    std::uint8_t* p = out_.tail(frame_max_);
-    const int n = detail::encode_method_frame(p, frame_max_, channel, id, method);
-    if (n < 0) {
-      spdlog::error("amqp publisher: cannot encode {}: {}", amqp_method_name(id), amqp_error_string2(n));
-      return;
+    const int status = detail::append_method_frame(out_, frame_max_, channel, id, method);
+    if (status < 0) {
+      spdlog::error("amqp publisher: cannot encode {}: {}", amqp_method_name(id), amqp_error_string2(status));
     }
-    out_.commit(static_cast<std::size_t>(n));
   }
 
   bool send_probes() {
@@ -872,67 +706,18 @@ class ConfirmPublisher::Impl {
   /// Encodes queued events as publish frames into out_; each becomes unconfirmed.
   bool encode_batch(Clock::time_point now) {
     const std::size_t end = std::min(batch_.size(), batch_pos_ + detail::kMaxPublishesPerTurn);
-    const amqp_bytes_t exchange = detail::bytes_of(options_.exchange);
-    const std::size_t max_body_chunk = frame_max_ - detail::kFrameOverhead;
     while (batch_pos_ < end && out_.unsent_size() < detail::kMaxUnsentBytes) {
       detail::Queued& item = batch_[batch_pos_];
-      OutboundEvent& ev = item.event;
-
-      amqp_basic_publish_t method{};
-      method.exchange = exchange;
-      method.routing_key = detail::bytes_of(ev.topic);
-      method.mandatory = 1;
-      method.immediate = 0;
-
-      amqp_basic_properties_t props{};
-      props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
-                     AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
-      props.content_type = detail::bytes_of(ev.content_type);
-      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-      props.message_id = detail::bytes_of(ev.id);
-      props.timestamp = static_cast<std::uint64_t>(std::max<std::int64_t>(ev.timestamp_ms, 0) / 1000);
-      props.app_id = amqp_cstring_bytes(detail::kAppId);
-      header_entries_.clear();
-      for (const auto& h : ev.headers) {
-        amqp_table_entry_t e{};
-        e.key = detail::bytes_of(h.name);
-        e.value.kind = AMQP_FIELD_KIND_UTF8;
-        e.value.value.bytes = detail::bytes_of(h.value);
-        header_entries_.push_back(e);
-      }
-      props.headers.num_entries = static_cast<int>(header_entries_.size());
-      props.headers.entries = header_entries_.data();
-
-      const std::size_t body = ev.payload.size();
-      const std::size_t body_frames = (body + max_body_chunk - 1) / max_body_chunk;
-      std::uint8_t* start = out_.tail(2 * frame_max_ + body + body_frames * detail::kFrameOverhead);
-      std::uint8_t* p = start;
-      int n = detail::encode_method_frame(p, frame_max_, detail::kPublishChannel, AMQP_BASIC_PUBLISH_METHOD, &method);
-      if (n >= 0) {
-        p += n;
-        n = detail::encode_header_frame(p, frame_max_, detail::kPublishChannel, body, &props);
-      }
-      if (n < 0) {
-        // Nothing was committed: the stream stays whole and the connection is fine.
+      const int status = encoder_.append(out_, frame_max_, detail::kPublishChannel, item.event);
+      if (status < 0) {
+        // Nothing was appended: the stream stays whole and the connection is fine.
         answer(item.done, PublishStatus::kRejected,
                std::string{"cannot encode the message (routing key, headers or properties too large): "} +
-                   amqp_error_string2(n));
+                   amqp_error_string2(status));
         ++batch_pos_;
         continue;
       }
-      p += n;
-      for (std::size_t offset = 0; offset < body;) {
-        const std::size_t chunk = std::min(max_body_chunk, body - offset);
-        detail::put_frame_header(p, AMQP_FRAME_BODY, detail::kPublishChannel, chunk);
-        std::memcpy(p + detail::kFrameHeaderSize, ev.payload.data() + offset, chunk);
-        p[detail::kFrameHeaderSize + chunk] = detail::kFrameEnd;
-        p += chunk + detail::kFrameOverhead;
-        offset += chunk;
-      }
-      out_.commit(static_cast<std::size_t>(p - start));
-
-      unconfirmed_.push_back(detail::Unconfirmed{std::move(ev.id), std::move(ev.topic), std::move(item.done), now});
-      ++next_tag_;
+      confirms_.on_sent(std::move(item.event.id), std::move(item.event.topic), std::move(item.done), now);
       ++batch_pos_;
     }
     return true;
@@ -941,10 +726,7 @@ class ConfirmPublisher::Impl {
   void send_heartbeat_if_due(Clock::time_point now) {
     if (negotiated_heartbeat_.count() == 0 || out_.unsent_size() > 0) return;
     if (now - last_outbound_ < negotiated_heartbeat_ / 2) return;
-    std::uint8_t* p = out_.tail(detail::kFrameOverhead);
-    detail::put_frame_header(p, AMQP_FRAME_HEARTBEAT, 0, 0);
-    p[detail::kFrameHeaderSize] = detail::kFrameEnd;
-    out_.commit(detail::kFrameOverhead);
+    detail::append_heartbeat_frame(out_);
   }
 
   /// Writes as much of out_ as the socket takes now.
@@ -977,15 +759,7 @@ class ConfirmPublisher::Impl {
   // ---- clocks ----------------------------------------------------------------------------
 
   void expire(Clock::time_point now) {
-    for (auto& entry : unconfirmed_) {
-      if (now - entry.sent_at < options_.confirm_timeout) break;
-      if (entry.answered) continue;
-      entry.answered = true;
-      answer(entry.done, PublishStatus::kTimedOut,
-             "no publisher confirm within " + detail::millis_text(options_.confirm_timeout) +
-                 "; the event may have been stored");
-    }
-    drop_answered();
+    confirms_.expire(now);
 
     // Unsent events only wait while the socket is backed up; the broker is not taking data.
     while (batch_pos_ < batch_.size() && now - batch_[batch_pos_].accepted_at >= options_.confirm_timeout) {
@@ -1017,7 +791,7 @@ class ConfirmPublisher::Impl {
 
     Clock::time_point due = now + detail::kMaxPollWait;
     if (negotiated_heartbeat_.count() > 0) due = std::min(due, now + negotiated_heartbeat_ / 2);
-    if (!unconfirmed_.empty()) due = std::min(due, unconfirmed_.front().sent_at + options_.confirm_timeout);
+    if (const auto expiry = confirms_.next_expiry()) due = std::min(due, *expiry);
     if (unsent() > 0) due = std::min(due, batch_[batch_pos_].accepted_at + options_.confirm_timeout);
     for (const auto& p : probes_) {
       if (!p.answered) due = std::min(due, p.asked_at + options_.probe_timeout);
@@ -1048,16 +822,6 @@ class ConfirmPublisher::Impl {
       answer(batch_[batch_pos_].done, status, detail);
       ++batch_pos_;
     }
-  }
-
-  void fail_unconfirmed(const std::string& detail) {
-    for (auto& entry : unconfirmed_) {
-      if (entry.answered) continue;
-      entry.answered = true;
-      answer(entry.done, PublishStatus::kTimedOut, detail);
-    }
-    unconfirmed_.clear();
-    first_tag_ = next_tag_;
   }
 
   void fail_unsent_probes(const std::string& detail) {
@@ -1110,12 +874,11 @@ class ConfirmPublisher::Impl {
     out_.clear();
     in_size_ = 0;
 
-    const std::size_t unconfirmed = static_cast<std::size_t>(std::count_if(
-        unconfirmed_.begin(), unconfirmed_.end(), [](const detail::Unconfirmed& u) { return !u.answered; }));
+    const std::size_t unconfirmed = confirms_.unanswered();
     spdlog::warn("amqp publisher: lost the connection to {}: {} ({} unconfirmed events timed out, {} unsent failed)",
                  redacted_url_, reason, unconfirmed, unsent() + queued.size());
 
-    fail_unconfirmed("connection lost before confirm; the event may have been stored (" + reason + ")");
+    confirms_.fail_all("connection lost before confirm; the event may have been stored (" + reason + ")");
     const std::string unsent_detail = "connection lost before the event was sent (" + reason + ")";
     fail_unsent(PublishStatus::kBrokerUnavailable, unsent_detail);
     for (auto& item : queued) answer(item.done, PublishStatus::kBrokerUnavailable, unsent_detail);
@@ -1130,10 +893,9 @@ class ConfirmPublisher::Impl {
       std::lock_guard lock(mutex_);
       queued.swap(queue_);
     }
-    const std::size_t unconfirmed = static_cast<std::size_t>(std::count_if(
-        unconfirmed_.begin(), unconfirmed_.end(), [](const detail::Unconfirmed& u) { return !u.answered; }));
+    const std::size_t unconfirmed = confirms_.unanswered();
     left_without_verdict_ = unconfirmed + unsent() + queued.size();
-    fail_unconfirmed("the publisher shut down before the broker confirmed; the event may have been stored");
+    confirms_.fail_all("the publisher shut down before the broker confirmed; the event may have been stored");
     const std::string unsent_detail = "the publisher shut down before the event was sent";
     fail_unsent(PublishStatus::kShuttingDown, unsent_detail);
     for (auto& item : queued) answer(item.done, PublishStatus::kShuttingDown, unsent_detail);
@@ -1184,10 +946,10 @@ class ConfirmPublisher::Impl {
   std::size_t in_size_ = 0;
   std::vector<detail::Queued> batch_;
   std::size_t batch_pos_ = 0;
-  std::deque<detail::Unconfirmed> unconfirmed_;
-  std::uint64_t first_tag_ = 1;  ///< delivery tag of unconfirmed_.front()
-  std::uint64_t next_tag_ = 1;   ///< delivery tag the next publish gets
-  std::uint64_t last_returned_tag_ = 0;
+  detail::ConfirmTracker confirms_{options_.confirm_timeout,
+                                   [this](PublishCallback& done, PublishStatus status, std::string detail) {
+                                     answer(done, status, std::move(detail));
+                                   }};
   std::optional<detail::IncomingReturn> incoming_return_;
   std::deque<detail::PendingProbe> probes_;
   bool probe_channel_open_ = false;
@@ -1195,7 +957,7 @@ class ConfirmPublisher::Impl {
   std::string blocked_reason_;
   std::string loss_reason_;
   bool close_politely_ = false;
-  std::vector<amqp_table_entry_t> header_entries_;
+  detail::PublishEncoder encoder_{options_.exchange};
 
   // Declared last: started in the constructor body, once every member it uses exists.
   std::thread thread_;
