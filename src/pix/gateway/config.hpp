@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pix/amqp/url.hpp"
+#include "pix/util/cli.hpp"
 
 namespace pix::gateway {
 
@@ -83,11 +84,8 @@ struct GatewayConfig {
   std::string service_name() const { return broker == BrokerKind::kKafka ? "api-kafka" : "api-rabbitmq"; }
 };
 
-/// @brief The outcome of parsing: a config, or what to print and the exit code (help, errors).
-struct ParseExit {
-  int code = 0;
-  std::string message;
-};
+/// What to print and the exit code when the flags ask for no run (--help) or are invalid.
+using ParseExit = util::ParseExit;
 
 /// Parse flags (argv) with environment fallbacks (PIX_*). Never exits the process itself.
 std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char* const* argv);

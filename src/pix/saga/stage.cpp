@@ -2,10 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
-#include <thread>
+
+#include "pix/saga/verdict_queue.hpp"
+#include "pix/service/lifecycle.hpp"
 
 namespace pix::saga {
 
@@ -90,8 +93,10 @@ struct KafkaStage::Impl {
   std::map<std::pair<std::uint64_t, std::size_t>, int> attempts;
   std::deque<Retry> retries;
 
-  std::mutex completions_mutex;
-  std::vector<Completion> completions;
+  // Verdicts of the outputs, pushed by the publishers' threads; the run thread sleeps on it when
+  // it has nothing else to do. Shared with every callback given to a publisher, so a callback
+  // that fires after the stage is gone (its publisher drained later) does not dangle.
+  std::shared_ptr<VerdictQueue<Completion>> completions = VerdictQueue<Completion>::make();
 
   // Outputs retried kStuckAfterAttempts times or more, by destination: readiness names them.
   mutable std::mutex stuck_mutex;
@@ -113,20 +118,28 @@ struct KafkaStage::Impl {
     consumer.reset();
   }
 
-  /// Waits (bounded) until every record consumed has its outputs acknowledged.
-  void finish_in_flight(std::chrono::seconds bound) {
+  /// Waits (bounded) until every record consumed has its outputs acknowledged: woken by each
+  /// verdict, and by the earliest retry due.
+  void finish_in_flight(std::chrono::milliseconds bound) {
     const auto deadline = Clock::now() + bound;
+    handle_completions(completions->take_now());
     while (!pending.empty() && Clock::now() < deadline) {
-      handle_completions();
-      if (!pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      handle_completions(completions->take(std::min(deadline, next_retry_due())));
     }
+  }
+
+  /// When the earliest output waiting for its backoff is due to be sent again (far: none).
+  Clock::time_point next_retry_due() const {
+    auto due = Clock::time_point::max();
+    for (const auto& r : retries) due = std::min(due, r.due);
+    return due;
   }
 
   void before_revoke(const std::vector<std::pair<std::string, std::int32_t>>& partitions) {
     if (closing) return;
     // The next owner re-reads from the committed offset: finishing what is in flight first
     // keeps the records it redoes few, and lets it read back this member's decisions.
-    finish_in_flight(std::chrono::seconds(10));
+    finish_in_flight(options.drain_timeout);
     if (!pending.empty()) {
       spdlog::warn("{}: giving up {} partition(s) with {} record(s) unfinished; the next owner redoes them",
                    options.name, partitions.size(), pending.size());
@@ -177,9 +190,8 @@ struct KafkaStage::Impl {
   void send(std::uint64_t id, std::size_t index) {
     auto& rec = pending.at(id);
     broker::OutboundEvent copy = rec.outputs[index].event;  // kept for a possible retry
-    sink(rec.outputs[index].sink).publish(std::move(copy), [this, id, index](broker::PublishResult r) {
-      std::lock_guard lock(completions_mutex);
-      completions.push_back({id, index, std::move(r)});
+    sink(rec.outputs[index].sink).publish(std::move(copy), [queue = completions, id, index](broker::PublishResult r) {
+      queue->push({id, index, std::move(r)});
     });
   }
 
@@ -262,12 +274,7 @@ struct KafkaStage::Impl {
     pending.erase(it);
   }
 
-  void handle_completions() {
-    std::vector<Completion> batch;
-    {
-      std::lock_guard lock(completions_mutex);
-      batch.swap(completions);
-    }
+  void handle_completions(std::vector<Completion> batch) {
     for (auto& c : batch) {
       auto it = pending.find(c.record);
       if (it == pending.end()) continue;
@@ -366,16 +373,21 @@ std::string KafkaStage::health_detail() const {
   return {};
 }
 
-void KafkaStage::run(const std::atomic<bool>& stop) {
+void KafkaStage::run(service::StopSource& stop) {
   auto& s = *impl_;
+  // The stop wakes the loop where it waits for acknowledgements (with max_records_in_flight
+  // reached); the callback holds the queue, not the stage, so it may outlive the stage.
+  stop.on_stop([queue = s.completions] { queue->wake(); });
   auto last_commit = Clock::now();
-  while (!stop.load()) {
+  while (!stop.stop_requested()) {
     if (s.pending.size() < s.options.max_records_in_flight) {
       if (auto rec = s.consumer->poll(std::chrono::milliseconds(50))) s.accept(std::move(*rec));
+      s.handle_completions(s.completions->take_now());
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      // Full: nothing to do until an output is acknowledged, a retry is due or it is time to
+      // commit what is done.
+      s.handle_completions(s.completions->take(std::min(last_commit + s.options.commit_interval, s.next_retry_due())));
     }
-    s.handle_completions();
     s.in_flight = s.pending.size();
     if (Clock::now() - last_commit >= s.options.commit_interval) {
       s.consumer->commit();
@@ -383,7 +395,7 @@ void KafkaStage::run(const std::atomic<bool>& stop) {
     }
   }
   // Finish what was started: outputs in flight get their verdicts (retries included), bounded.
-  s.finish_in_flight(std::chrono::seconds(10));
+  s.finish_in_flight(s.options.drain_timeout);
   if (!s.pending.empty()) {
     spdlog::warn("{}: stopping with {} records unfinished; they will be consumed again", s.options.name,
                  s.pending.size());

@@ -2,9 +2,11 @@
 /// @file The at-least-once loop every saga stage runs: consume from Kafka, apply the stage's
 /// effect, publish its outputs, and commit the offset only once every output is acknowledged.
 
-#include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,10 @@
 #include "pix/kafka/consumer.hpp"
 #include "pix/telemetry/metrics.hpp"
 #include "pix/telemetry/tracer.hpp"
+
+namespace pix::service {
+class StopSource;  // service/lifecycle.hpp: whoever runs a stage makes one
+}  // namespace pix::service
 
 namespace pix::saga {
 
@@ -42,6 +48,10 @@ struct StageOptions {
   std::chrono::milliseconds commit_interval{200};
   std::chrono::milliseconds retry_backoff{200};
   std::chrono::milliseconds retry_backoff_max{5000};
+  /// How long the outputs in flight may take to be acknowledged when the stage lets go of
+  /// records: at the stop, and before giving partitions away at a rebalance. What is still
+  /// unacknowledged then is not committed, and is consumed again (by the next owner).
+  std::chrono::milliseconds drain_timeout{10000};
   /// An output the broker refuses permanently (not authorized, record too large, unknown topic)
   /// is tried this many times (a just-granted ACL or a topic being created gets that long), then
   /// dead-lettered with the reason, so that the partition moves on.
@@ -57,23 +67,28 @@ struct StageOptions {
   std::string rabbit_exchange = "pix";
 };
 
-/// @brief Runs one stage until `stop` is set; then finishes in-flight outputs (bounded) and
-/// commits. Outputs that fail retryably are re-sent with the same event id, with backoff,
-/// forever: a record is never committed without its outputs, so nothing is lost. An output
-/// refused permanently StageOptions::max_refusals times goes to the dead-letter topic instead
-/// (the refused output itself, with `pix_dlq_reason`, `pix_dlq_stage` and the input's position in
-/// `pix_dlq_source`), and the record completes; a dead-letter copy that is itself refused is
-/// retried forever (there is nowhere else to put it) and keeps the stage not ready.
+/// @brief Runs one stage until `stop` is asked; then finishes in-flight outputs (bounded by
+/// StageOptions::drain_timeout) and commits. Outputs that fail retryably are re-sent with the same
+/// event id, with backoff, forever: a record is never committed without its outputs, so nothing
+/// is lost. An output refused permanently StageOptions::max_refusals times goes to the
+/// dead-letter topic instead (the refused output itself, with `pix_dlq_reason`, `pix_dlq_stage`
+/// and the input's position in `pix_dlq_source`), and the record completes; a dead-letter copy
+/// that is itself refused is retried forever (there is nowhere else to put it) and keeps the
+/// stage not ready.
 class KafkaStage {
  public:
-  /// `rabbit` may be null when the stage has no AMQP outputs.
+  /// `rabbit` may be null when the stage has no AMQP outputs. The publishers' callbacks hold the
+  /// stage's verdict queue, not the stage: a verdict that comes after the stage is destroyed (a
+  /// publisher drained later) is dropped, never delivered into freed memory.
   KafkaStage(StageOptions options, Handler handler, broker::Publisher& kafka, broker::Publisher* rabbit,
              telemetry::Registry& metrics);
   ~KafkaStage();
   KafkaStage(const KafkaStage&) = delete;
   KafkaStage& operator=(const KafkaStage&) = delete;
 
-  void run(const std::atomic<bool>& stop);
+  /// The loop, on the calling thread, until `stop` is asked (noticed within a poll, 50 ms, or at
+  /// once while waiting for acknowledgements). Throws what the handler throws (a storage failure).
+  void run(service::StopSource& stop);
 
   /// The consumer is in its group with partitions, and no output is stuck retrying.
   bool healthy() const noexcept;

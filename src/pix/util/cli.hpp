@@ -10,6 +10,13 @@
 
 namespace pix::util {
 
+/// A parse that ends the program instead of running it: `--help` (code 0, text for stdout) or
+/// invalid flags (non-zero, the message naming the flag, for stderr).
+struct ParseExit {
+  int code = 0;
+  std::string message;
+};
+
 /// `--log-level` (PIX_LOG_LEVEL) and `--log-format` (PIX_LOG_FORMAT).
 inline void add_log_options(CLI::App& app, std::string& level, std::string& format) {
   app.add_option("--log-level", level, "trace, debug, info, warn, error")
