@@ -19,6 +19,7 @@
 #include "amqp_wire.hpp"
 #include "pix/amqp/confirm_publisher.hpp"
 #include "pix/amqp/url.hpp"
+#include "pix/util/invariant.hpp"
 
 namespace pix::amqp {
 namespace {
@@ -156,6 +157,7 @@ TEST(AmqpUnknownDeliveryTag, DropsTheConnectionAndAnswersEveryUnconfirmedEventMa
   o.heartbeat = 0s;
   ConfirmPublisher publisher(o);
   ASSERT_TRUE(publisher.wait_connected(5s)) << broker.failure();
+  const auto violations_before = util::invariant_violations();
 
   broker::OutboundEvent ev;
   ev.topic = "pix.payment.requested";
@@ -168,6 +170,7 @@ TEST(AmqpUnknownDeliveryTag, DropsTheConnectionAndAnswersEveryUnconfirmedEventMa
   const auto r = answer.get();
   EXPECT_EQ(r.status, broker::PublishStatus::kTimedOut) << "an ack for a tag never sent confirmed the event";
   EXPECT_NE(r.detail.find("never sent"), std::string::npos) << r.detail;
+  EXPECT_EQ(util::invariant_violations(), violations_before + 1) << "the broken invariant was not counted";
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!broker.dropped() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
   EXPECT_TRUE(broker.dropped()) << "the publisher kept a connection whose confirms cannot be trusted";

@@ -102,7 +102,7 @@ void OutBuffer::grow(std::size_t n) {
     sent_ = 0;
     if (capacity_ - size_ >= n) return;
   }
-  const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{64 * 1024}});
+  const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{64} * 1024});
   std::unique_ptr<std::uint8_t[]> bigger(new std::uint8_t[capacity]);
   if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
   data_ = std::move(bigger);

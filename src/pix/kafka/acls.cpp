@@ -2,25 +2,16 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include <memory>
 #include <stdexcept>
 
 #include "pix/domain/topics.hpp"
+#include "pix/kafka/handles.hpp"
 
 namespace pix::kafka {
 namespace {
 
 using Op = AclRule::Operation;
 using Res = AclRule::Resource;
-
-struct Holder {
-  rd_kafka_t* rk = nullptr;
-  rd_kafka_queue_t* queue = nullptr;
-  ~Holder() {
-    if (queue) rd_kafka_queue_destroy(queue);
-    if (rk) rd_kafka_destroy(rk);
-  }
-};
 
 void add(std::vector<AclRule>& out, const std::string& who, Op op, Res res, std::string name, bool prefixed = false) {
   out.push_back(AclRule{"User:" + who, op, res, std::move(name), prefixed});
@@ -68,54 +59,29 @@ std::vector<AclRule> pix_acls(std::string_view topic_prefix, std::string_view de
 std::vector<AclOutcome> create_acls(const std::string& bootstrap, const std::vector<AclRule>& rules,
                                     std::chrono::milliseconds timeout,
                                     const std::map<std::string, std::string>& extra) {
+  const auto rk = detail::new_admin_client(bootstrap, extra);
   char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& k, const std::string& v) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::invalid_argument("kafka option " + k + ": " + err);
-    }
-  };
-  set("bootstrap.servers", bootstrap);
-  set("client.id", "pix-admin");
-  for (const auto& [k, v] : extra) set(k, v);
-  Holder h;
-  h.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (h.rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
-  }
-
-  std::vector<rd_kafka_AclBinding_t*> bindings;
+  std::vector<detail::AclBindingHandle> bindings;
   for (const auto& r : rules) {
-    rd_kafka_AclBinding_t* b = rd_kafka_AclBinding_new(
+    detail::AclBindingHandle b(rd_kafka_AclBinding_new(
         r.resource == Res::kTopic ? RD_KAFKA_RESOURCE_TOPIC : RD_KAFKA_RESOURCE_GROUP, r.name.c_str(),
         r.prefixed ? RD_KAFKA_RESOURCE_PATTERN_PREFIXED : RD_KAFKA_RESOURCE_PATTERN_LITERAL, r.principal.c_str(), "*",
         r.operation == Op::kRead ? RD_KAFKA_ACL_OPERATION_READ : RD_KAFKA_ACL_OPERATION_WRITE,
-        RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof err);
-    if (b == nullptr) {
-      for (auto* x : bindings) rd_kafka_AclBinding_destroy(x);
-      throw std::invalid_argument("ACL " + r.describe() + ": " + err);
-    }
-    bindings.push_back(b);
+        RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, err, sizeof err));
+    if (!b) throw std::invalid_argument("ACL " + r.describe() + ": " + err);
+    bindings.push_back(std::move(b));
   }
-  h.queue = rd_kafka_queue_new(h.rk);
-  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(h.rk, RD_KAFKA_ADMIN_OP_CREATEACLS);
-  rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), err, sizeof err);
-  rd_kafka_CreateAcls(h.rk, bindings.data(), bindings.size(), opts, h.queue);
-  rd_kafka_AdminOptions_destroy(opts);
-  for (auto* b : bindings) rd_kafka_AclBinding_destroy(b);
-
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(h.queue, static_cast<int>(timeout.count()) + 1000);
-  if (ev == nullptr) throw std::runtime_error("Kafka CreateAcls timed out (is " + bootstrap + " reachable?)");
-  if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_CREATEACLS_RESULT || rd_kafka_event_error(ev)) {
-    const char* msg = rd_kafka_event_error_string(ev);
-    std::string why = msg ? msg : "unexpected event";
-    rd_kafka_event_destroy(ev);
-    throw std::runtime_error("Kafka CreateAcls failed: " + why);
-  }
+  const int timeout_ms = static_cast<int>(timeout.count());
+  const auto ev =
+      detail::admin_request(rk.get(), RD_KAFKA_ADMIN_OP_CREATEACLS, timeout_ms, RD_KAFKA_EVENT_CREATEACLS_RESULT,
+                            "CreateAcls", bootstrap, [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+                              rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, err, sizeof err);
+                              auto raw = detail::raw(bindings);
+                              rd_kafka_CreateAcls(rk.get(), raw.data(), raw.size(), options, queue);
+                            });
   std::size_t n = 0;
-  const rd_kafka_acl_result_t** results = rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &n);
+  const rd_kafka_acl_result_t** results =
+      rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev.get()), &n);
   std::vector<AclOutcome> out;
   for (std::size_t i = 0; i < rules.size(); ++i) {
     AclOutcome o{rules[i], true, "declared"};
@@ -129,7 +95,6 @@ std::vector<AclOutcome> create_acls(const std::string& bootstrap, const std::vec
     }
     out.push_back(std::move(o));
   }
-  rd_kafka_event_destroy(ev);
   return out;
 }
 

@@ -118,6 +118,7 @@ std::optional<std::map<std::string, std::string>> client_properties(const Client
     std::string password;
     if (!f.password_file.empty()) {
       if (!read_secret(f.password_file, password, error, "--kafka-password-file")) return std::nullopt;
+      // NOLINTNEXTLINE(concurrency-mt-unsafe): read once at start-up, before any thread is made
     } else if (const char* env = std::getenv("PIX_KAFKA_PASSWORD"); env != nullptr && *env != '\0') {
       password = env;
     } else {

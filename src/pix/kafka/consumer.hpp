@@ -2,16 +2,15 @@
 /// @file A Kafka consumer for at-least-once stages: no auto-commit; offsets are committed only
 /// for records whose effects are durable.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-typedef struct rd_kafka_s rd_kafka_t;
 struct rd_kafka_message_s;
 
 namespace pix::kafka {
@@ -75,26 +74,14 @@ class KafkaConsumer {
   /// Commit every done prefix (asynchronously unless `sync`).
   void commit(bool sync = false);
   /// Sum of the consumer lag over assigned partitions from the last statistics (-1 if unknown).
-  std::int64_t lag() const noexcept { return lag_.load(std::memory_order_relaxed); }
+  std::int64_t lag() const noexcept;
   /// True while the group has given this member at least one partition or the subscription is
   /// active and the broker reachable.
-  bool assigned() const noexcept { return assigned_.load(std::memory_order_relaxed); }
-
-  // librdkafka callbacks; public only for the C trampolines.
-  void on_rebalance(int err, void* partitions);
-  void on_stats(const char* json, std::size_t len);
+  bool assigned() const noexcept;
 
  private:
-  struct PartitionProgress {
-    std::int64_t next_to_commit = -1;   // first offset not yet committed (-1: unknown)
-    std::map<std::int64_t, bool> seen;  // offset -> done, for records polled and not yet committed
-  };
-
-  ConsumerOptions options_;
-  rd_kafka_t* rk_ = nullptr;
-  std::map<std::pair<std::string, std::int32_t>, PartitionProgress> progress_;
-  std::atomic<std::int64_t> lag_{-1};  // read by the metrics thread
-  std::atomic<bool> assigned_{false};
+  class Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pix::kafka

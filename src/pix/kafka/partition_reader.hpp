@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "pix/kafka/consumer.hpp"
-
-typedef struct rd_kafka_s rd_kafka_t;
 
 namespace pix::kafka {
 
@@ -58,8 +57,9 @@ class PartitionReader {
                          const std::function<void(const ConsumedRecord&)>& fn);
 
  private:
+  struct Client;  ///< the librdkafka consumer, unassigned and destroyed with the reader
   ReaderOptions options_;
-  rd_kafka_t* rk_ = nullptr;
+  std::unique_ptr<Client> client_;
 };
 
 }  // namespace pix::kafka

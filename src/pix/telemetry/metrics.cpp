@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "pix/util/invariant.hpp"
+
 namespace pix::telemetry {
 namespace {
 
@@ -101,7 +103,15 @@ void Registry::gauge(const std::string& name, const std::string& help, const Lab
   std::lock_guard lock(mutex_);
   auto& s = series(name, help, "gauge", labels);
   s.labels = render_labels(labels);
-  s.gauge = std::move(read);
+  s.read = std::move(read);
+}
+
+void Registry::counter(const std::string& name, const std::string& help, const Labels& labels,
+                       std::function<std::uint64_t()> read) {
+  std::lock_guard lock(mutex_);
+  auto& s = series(name, help, "counter", labels);
+  s.labels = render_labels(labels);
+  s.read = [read = std::move(read)] { return static_cast<double>(read()); };
 }
 
 void Registry::describe(const std::string& name, const std::string& help, const std::string& type) {
@@ -119,12 +129,13 @@ std::string Registry::render() const {
   std::string out;
   out.reserve(4096);
   for (const auto& [name, fam] : families_) {
-    out += "# HELP " + name + ' ' + fam.help + "\n# TYPE " + name + ' ' + fam.type + '\n';
+    out.append("# HELP ").append(name).append(1, ' ').append(fam.help);
+    out.append("\n# TYPE ").append(name).append(1, ' ').append(fam.type).append(1, '\n');
     for (const auto& [key, s] : fam.series) {
       if (s.counter) {
         out += name + s.labels + ' ' + std::to_string(s.counter->value()) + '\n';
-      } else if (s.gauge) {
-        out += name + s.labels + ' ' + number(s.gauge()) + '\n';
+      } else if (s.read) {
+        out += name + s.labels + ' ' + number(s.read()) + '\n';
       } else if (s.histogram) {
         const auto& h = *s.histogram;
         std::uint64_t cumulative = 0;
@@ -151,6 +162,10 @@ std::vector<std::string> Registry::family_names() const {
 void register_build_info(Registry& registry, const std::string& service) {
   registry.gauge("pix_build_info", "Build information; always 1", {{"service", service}, {"version", PIX_VERSION}},
                  [] { return 1.0; });
+  registry.counter("pix_invariant_violations_total",
+                   "Invariants found broken (PIX_BUG) and exceptions stopped at a C library's callback; "
+                   "each is logged at error level",
+                   {}, [] { return util::invariant_violations(); });
 }
 
 }  // namespace pix::telemetry

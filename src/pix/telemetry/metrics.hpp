@@ -54,6 +54,10 @@ class Registry {
                        std::vector<double> bounds = latency_buckets());
   /// A gauge read when scraped.
   void gauge(const std::string& name, const std::string& help, const Labels& labels, std::function<double()> read);
+  /// A counter kept elsewhere (a process-wide atomic, say), read when scraped; `read` must be
+  /// monotonic.
+  void counter(const std::string& name, const std::string& help, const Labels& labels,
+               std::function<std::uint64_t()> read);
 
   /// Announce a family before its first series exists, so that it is exported (HELP/TYPE)
   /// from the start and its name is part of family_names(). `type`: counter, gauge, histogram.
@@ -69,7 +73,7 @@ class Registry {
     std::string labels;  // rendered `{a="b",...}` or empty
     std::unique_ptr<Counter> counter;
     std::unique_ptr<Histogram> histogram;
-    std::function<double()> gauge;
+    std::function<double()> read;  ///< a gauge, or a counter kept elsewhere
   };
   struct Family {
     std::string help;
@@ -82,7 +86,8 @@ class Registry {
   std::map<std::string, Family> families_;
 };
 
-/// `pix_build_info{service,version} 1`, which every process exports.
+/// `pix_build_info{service,version} 1` and `pix_invariant_violations_total` (util/invariant.hpp),
+/// which every process exports.
 void register_build_info(Registry& registry, const std::string& service);
 
 }  // namespace pix::telemetry
