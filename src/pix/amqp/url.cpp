@@ -1,3 +1,10 @@
+// Why this parser is not Boost.URL's (pix::http::parse_url is): an AMQP URL's errors must say
+// which part is wrong (user, password, port, IPv6 host, vhost) and never repeat the password,
+// while Boost.URL answers a bad URL with one error code for the whole text and no position
+// ("invalid" for a bad escape in the password and in the vhost alike), so a split by hand would
+// still be needed to word the message. And the AMQP rules are not RFC 3986's: the last '@' ends
+// the userinfo, an empty path and "/" are both the vhost "/", the vhost is one decoded segment.
+// Boost.URL 1.81 also takes "h:abc/" for an empty port and the path "abc/" (boostorg/url#636).
 #include "pix/amqp/url.hpp"
 
 #include <charconv>

@@ -18,7 +18,8 @@ struct Url {
   std::string target = "/";  ///< path and query, "/" when the URL has none; no fragment
 };
 
-/// Parses an http:// or https:// URL (scheme case-insensitive; IPv6 hosts in brackets). On
+/// Parses an http:// or https:// URL (scheme case-insensitive; IPv6 hosts in brackets) with RFC
+/// 3986's syntax: a space, a control character or non-ASCII text must be percent-encoded. On
 /// failure returns nothing and says why in `error`. Credentials (`user@`) are refused: they would
 /// travel in the clear in logs and command lines.
 std::optional<Url> parse_url(std::string_view url, std::string& error);
