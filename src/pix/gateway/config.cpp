@@ -2,8 +2,6 @@
 
 #include "pix/util/cli.hpp"
 
-#include <sstream>
-
 #include "pix/amqp/client_flags.hpp"
 #include "pix/kafka/client_flags.hpp"
 
@@ -47,10 +45,7 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
       ->envname("PIX_PUBLISH_TIMEOUT_MS")
       ->check(CLI::Range(100, 300000))
       ->capture_default_str();
-  app.add_option("--drain-timeout-ms", drain_timeout_ms, "on SIGTERM, wait this long for in-flight requests")
-      ->envname("PIX_DRAIN_TIMEOUT_MS")
-      ->check(CLI::Range(0, 600000))
-      ->capture_default_str();
+  util::add_drain_timeout_option(app, drain_timeout_ms, ", wait this long for in-flight requests");
   app.add_option("--idle-timeout-s", idle_timeout_s, "close keep-alive connections idle this long")
       ->envname("PIX_IDLE_TIMEOUT_S")
       ->check(CLI::Range(1, 3600))
@@ -135,15 +130,10 @@ std::variant<GatewayConfig, ParseExit> parse_gateway_config(int argc, const char
   util::add_log_options(app, c.log_level, c.log_format);
   app.add_flag("--access-log", c.access_log, "log one line per request")->envname("PIX_ACCESS_LOG");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    std::ostringstream out, err;
-    const int code = app.exit(e, out, err);
-    return ParseExit{code, out.str() + err.str()};
-  }
+  if (auto exit = util::parse_or_exit(app, argc, argv)) return *exit;
 
   c.broker = broker == "rabbit" ? BrokerKind::kRabbit : BrokerKind::kKafka;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): parsed at start-up, before any thread
   const bool port_given = app.count("--port") > 0 || std::getenv("PIX_PORT") != nullptr;
   c.port = static_cast<std::uint16_t>(port_given ? port : (c.broker == BrokerKind::kKafka ? 5000 : 5001));
   c.publish_timeout = std::chrono::milliseconds(publish_timeout_ms);

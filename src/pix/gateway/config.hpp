@@ -52,7 +52,7 @@ struct GatewayConfig {
   std::string listen_address = "127.0.0.1";
   std::uint16_t port = 5000;  ///< 5000 for kafka, 5001 for rabbit unless given
   int io_threads = 1;
-  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_body_bytes = std::size_t{64} * 1024;
   std::chrono::milliseconds publish_timeout{5000};
   std::chrono::milliseconds drain_timeout{10000};
   std::chrono::seconds idle_timeout{60};

@@ -2,8 +2,6 @@
 
 #include "pix/util/cli.hpp"
 
-#include <sstream>
-
 #include "pix/amqp/client_flags.hpp"
 
 namespace pix::saga {
@@ -135,24 +133,15 @@ std::variant<StageConfig, ParseExit> parse_stage_config(StageKind kind, int argc
       ->envname("PIX_ADMIN_PORT")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  app.add_option("--drain-timeout-ms", drain_timeout_ms,
-                 "on SIGTERM (and before a rebalance gives partitions away), wait this long for the outputs "
-                 "in flight to be acknowledged")
-      ->envname("PIX_DRAIN_TIMEOUT_MS")
-      ->check(CLI::Range(0, 600000))
-      ->capture_default_str();
+  util::add_drain_timeout_option(app, drain_timeout_ms,
+                                 " (and before a rebalance gives partitions away), wait this long for the outputs "
+                                 "in flight to be acknowledged");
   util::add_log_options(app, c.log_level, c.log_format);
   if (uses_rabbit(kind)) amqp::add_client_flags(app, rabbit);
   add_stage_specific_flags(app, c);
   add_provenance_flags(app, c);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    std::ostringstream out, err;
-    const int code = app.exit(e, out, err);
-    return ParseExit{code, out.str() + err.str()};
-  }
+  if (auto exit = util::parse_or_exit(app, argc, argv)) return *exit;
 
   c.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
   std::string error;
