@@ -1,24 +1,18 @@
+// JWT verification (RFC 7519, RFC 8725): signatures, claims, the verifier and its cache. The keys
+// come from jwk.cpp (JWK import, JWK Sets), refreshed by jwks_source.cpp.
 #include "pix/security/jwt.hpp"
 
-#include <sys/stat.h>
-
-#include <openssl/core_names.h>
 #include <openssl/ec.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
-#include <spdlog/spdlog.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
-#include <fstream>
 #include <stdexcept>
 
-#include "pix/http/client.hpp"
 #include "pix/security/base64url.hpp"
+#include "pix/security/jose.hpp"
 
 namespace pix::security {
 
@@ -28,236 +22,8 @@ void detail::EvpPkeyFree::operator()(EVP_PKEY* key) const noexcept {
 
 namespace {
 
-namespace json = boost::json;
 using Clock = std::chrono::system_clock;
-
-// ---- OpenSSL holders -------------------------------------------------------------------------
-
-struct OpenSslFree {
-  void operator()(EVP_PKEY_CTX* p) const noexcept { EVP_PKEY_CTX_free(p); }
-  void operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
-  void operator()(BIGNUM* p) const noexcept { BN_free(p); }
-  void operator()(OSSL_PARAM_BLD* p) const noexcept { OSSL_PARAM_BLD_free(p); }
-  void operator()(OSSL_PARAM* p) const noexcept { OSSL_PARAM_free(p); }
-  void operator()(ECDSA_SIG* p) const noexcept { ECDSA_SIG_free(p); }
-};
-template <typename T>
-using OpenSslPtr = std::unique_ptr<T, OpenSslFree>;
-
-// OpenSSL leaves reasons in a per-thread queue; take the first and empty it so that one failure
-// never shows up as the reason of a later, unrelated one.
-std::string take_openssl_error() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "no reason given";
-  std::array<char, 256> text{};
-  ERR_error_string_n(code, text.data(), text.size());
-  return text.data();
-}
-
-const unsigned char* bytes_of(std::string_view s) noexcept {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-// ---- JSON member access ----------------------------------------------------------------------
-
-enum class Member { kAbsent, kWrongType, kOk };
-
-Member string_member(const json::object& o, std::string_view name, std::string_view& out) {
-  const auto* v = o.if_contains(name);
-  if (v == nullptr) return Member::kAbsent;
-  const auto* s = v->if_string();
-  if (s == nullptr) return Member::kWrongType;
-  out = *s;
-  return Member::kOk;
-}
-
-// What may be echoed in a detail: an alg, kid, typ or iss that is short and made of harmless
-// characters. Anything else is replaced, so a detail never carries quotes, control characters or
-// a blob long enough to be part of a token.
-std::string shown(std::string_view s) {
-  constexpr std::size_t kMaxShown = 80;
-  const bool safe = !s.empty() && s.size() <= kMaxShown && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("._-+:/").find(c) != std::string_view::npos;
-  });
-  return safe ? std::string(s) : std::string("(not shown)");
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
-}
-
-// ---- JWK import ------------------------------------------------------------------------------
-
-constexpr int kMinRsaBits = 2048;
-constexpr int kMaxRsaBits = 16384;
-constexpr std::size_t kP256CoordinateBytes = 32;
-constexpr std::size_t kEd25519KeyBytes = 32;
-constexpr std::size_t kEs256SignatureBytes = 64;
-constexpr std::size_t kEd25519SignatureBytes = 64;
-
-EvpPkeyPtr key_from_params(const char* type, const OSSL_PARAM* params, std::string& reason) {
-  OpenSslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) <= 0) {
-    reason = "key rejected by OpenSSL: " + take_openssl_error();
-    return {};
-  }
-  EvpPkeyPtr key(raw);
-  // fromdata takes the numbers as given; the public check refuses an EC point off the curve and
-  // an RSA modulus or exponent that cannot be a real key.
-  OpenSslPtr<EVP_PKEY_CTX> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
-    reason = "public key check failed: " + take_openssl_error();
-    return {};
-  }
-  return key;
-}
-
-std::optional<std::string> b64_member(const json::object& o, std::string_view name, std::string& reason) {
-  std::string_view text;
-  if (string_member(o, name, text) != Member::kOk) {
-    reason = std::string(name) + " is missing or not a string";
-    return std::nullopt;
-  }
-  auto bytes = base64url_decode(text);
-  if (!bytes || bytes->empty()) reason = std::string(name) + " is not base64url";
-  return bytes && !bytes->empty() ? bytes : std::nullopt;
-}
-
-EvpPkeyPtr import_rsa(const json::object& jwk, std::string& reason) {
-  auto n = b64_member(jwk, "n", reason);
-  if (!n) return {};
-  auto e = b64_member(jwk, "e", reason);
-  if (!e) return {};
-  OpenSslPtr<BIGNUM> bn_n(BN_bin2bn(bytes_of(*n), static_cast<int>(n->size()), nullptr));
-  OpenSslPtr<BIGNUM> bn_e(BN_bin2bn(bytes_of(*e), static_cast<int>(e->size()), nullptr));
-  if (!bn_n || !bn_e) {
-    reason = "out of memory";
-    return {};
-  }
-  const int bits = BN_num_bits(bn_n.get());
-  if (bits < kMinRsaBits || bits > kMaxRsaBits) {
-    reason = "RSA key of " + std::to_string(bits) + " bits (accepted: 2048 to 16384)";
-    return {};
-  }
-  OpenSslPtr<OSSL_PARAM_BLD> build(OSSL_PARAM_BLD_new());
-  if (!build || !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||
-      !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get())) {
-    reason = "out of memory";
-    return {};
-  }
-  OpenSslPtr<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(build.get()));
-  if (!params) {
-    reason = "out of memory";
-    return {};
-  }
-  return key_from_params("RSA", params.get(), reason);
-}
-
-EvpPkeyPtr import_p256(const json::object& jwk, std::string& reason) {
-  auto x = b64_member(jwk, "x", reason);
-  if (!x) return {};
-  auto y = b64_member(jwk, "y", reason);
-  if (!y) return {};
-  if (x->size() != kP256CoordinateBytes || y->size() != kP256CoordinateBytes) {
-    reason = "P-256 x and y must be 32 bytes each";
-    return {};
-  }
-  std::string point = "\x04" + *x + *y;  // SEC 1 uncompressed point
-  std::array<char, 16> group{"P-256"};
-  const std::array<OSSL_PARAM, 3> params = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group.data(), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()),
-      OSSL_PARAM_construct_end()};
-  return key_from_params("EC", params.data(), reason);
-}
-
-EvpPkeyPtr import_ed25519(const json::object& jwk, std::string& reason) {
-  auto x = b64_member(jwk, "x", reason);
-  if (!x) return {};
-  if (x->size() != kEd25519KeyBytes) {
-    reason = "Ed25519 x must be 32 bytes";
-    return {};
-  }
-  const std::array<OSSL_PARAM, 2> params = {
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, x->data(), x->size()), OSSL_PARAM_construct_end()};
-  return key_from_params("ED25519", params.data(), reason);
-}
-
-std::optional<VerificationKey> import_jwk(const json::object& jwk, std::string& reason) {
-  std::string_view kid, kty, use, crv, alg_name;
-  if (string_member(jwk, "kid", kid) != Member::kOk || kid.empty()) {
-    reason = "no kid";
-    return std::nullopt;
-  }
-  if (string_member(jwk, "kty", kty) != Member::kOk) {
-    reason = "no kty";
-    return std::nullopt;
-  }
-  if (kty == "oct") {
-    reason = "symmetric keys (kty oct) are not accepted";
-    return std::nullopt;
-  }
-  if (const auto m = string_member(jwk, "use", use); m == Member::kWrongType || (m == Member::kOk && use != "sig")) {
-    reason = "use is not sig";
-    return std::nullopt;
-  }
-  if (const auto* ops = jwk.if_contains("key_ops")) {
-    const auto* list = ops->if_array();
-    if (list == nullptr || std::none_of(list->begin(), list->end(), [](const json::value& v) {
-          return v.is_string() && v.get_string() == "verify";
-        })) {
-      reason = "key_ops does not allow verify";
-      return std::nullopt;
-    }
-  }
-  for (std::string_view secret : {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}) {
-    if (jwk.contains(secret)) {
-      reason = "holds private key member " + std::string(secret) + "; publish only the public key";
-      return std::nullopt;
-    }
-  }
-  const Member crv_member = string_member(jwk, "crv", crv);
-  VerificationKey key;
-  key.kid = std::string(kid);
-  if (kty == "RSA") {
-    key.alg = Algorithm::kRs256;
-    key.key = import_rsa(jwk, reason);
-  } else if (kty == "EC") {
-    if (crv_member != Member::kOk || crv != "P-256") {
-      reason = "EC curve " + (crv_member == Member::kOk ? shown(crv) : std::string("missing")) + " (accepted: P-256)";
-      return std::nullopt;
-    }
-    key.alg = Algorithm::kEs256;
-    key.key = import_p256(jwk, reason);
-  } else if (kty == "OKP") {
-    if (crv_member != Member::kOk || crv != "Ed25519") {
-      reason =
-          "OKP curve " + (crv_member == Member::kOk ? shown(crv) : std::string("missing")) + " (accepted: Ed25519)";
-      return std::nullopt;
-    }
-    key.alg = Algorithm::kEdDsa;
-    key.key = import_ed25519(jwk, reason);
-  } else {
-    reason = "kty " + shown(kty) + " is not supported (RSA, EC, OKP)";
-    return std::nullopt;
-  }
-  if (!key.key) return std::nullopt;
-  if (const auto m = string_member(jwk, "alg", alg_name); m != Member::kAbsent) {
-    if (m == Member::kWrongType || parse_algorithm(alg_name) != key.alg) {
-      reason = "alg " + (m == Member::kOk ? shown(alg_name) : std::string("(not a string)")) + " is not " +
-               std::string(to_string(key.alg)) + ", the only algorithm accepted for this key type";
-      return std::nullopt;
-    }
-  }
-  return key;
-}
+using namespace jose;  // this component's own helpers (jose.hpp)
 
 // ---- signatures ------------------------------------------------------------------------------
 
@@ -533,57 +299,6 @@ VerifyResult verify_token(std::string_view token, const KeySet& keys, const Veri
   return VerifyResult{std::make_shared<const Claims>(std::move(claims)), VE::kMalformed, {}};
 }
 
-// ---- JWKS documents --------------------------------------------------------------------------
-
-// One GET of a JWKS document. Empty on success, else why.
-std::string http_get(const http::Url& url, const std::string& ca_file, std::chrono::seconds timeout,
-                     std::size_t max_bytes, std::string& body) {
-  http::ClientRequest request;
-  request.url = url;
-  request.headers = {{"Accept", "application/jwk-set+json, application/json"}};
-  request.ca_file = ca_file;
-  request.timeout = timeout;
-  request.max_response_bytes = max_bytes;
-  auto response = http::send_request(request);
-  if (!response.error.empty()) return response.error;
-  if (response.status != 200) {
-    return "HTTP " + std::to_string(response.status) + " from " + url.host + ":" + std::to_string(url.port);
-  }
-  body = std::move(response.body);
-  return {};
-}
-
-// The JWKS URL, or throws saying what is wrong with it.
-http::Url jwks_url(std::string_view location) {
-  std::string error;
-  auto url = http::parse_url(location, error);
-  if (!url) throw std::runtime_error("JWKS URL: " + error);
-  return *url;
-}
-
-std::string read_file(const std::string& path, std::size_t max_bytes, std::string& contents) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "cannot open " + path;
-  contents.assign(max_bytes + 1, '\0');
-  in.read(contents.data(), static_cast<std::streamsize>(contents.size()));
-  if (in.bad()) return "cannot read " + path;
-  contents.resize(static_cast<std::size_t>(in.gcount()));
-  if (contents.size() > max_bytes) return path + " is larger than " + std::to_string(max_bytes) + " bytes";
-  return {};
-}
-
-bool is_url(std::string_view location) {
-  return location.find("://") != std::string_view::npos;
-}
-
-// Zero or negative intervals would make the refresh thread spin.
-const JwksSource::Options& checked(const JwksSource::Options& o) {
-  if (o.refresh.count() <= 0 || o.file_check.count() <= 0 || o.fetch_timeout.count() <= 0) {
-    throw std::invalid_argument("JWKS refresh, file_check and fetch_timeout must be positive");
-  }
-  return o;
-}
-
 }  // namespace
 
 // ---- public API ------------------------------------------------------------------------------
@@ -637,57 +352,6 @@ std::string publish_scope(std::string_view topic) {
 
 bool Claims::has_scope(std::string_view scope) const noexcept {
   return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
-}
-
-const VerificationKey* KeySet::find(std::string_view kid) const noexcept {
-  const auto it = keys_.find(kid);
-  return it == keys_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> KeySet::kids() const {
-  std::vector<std::string> out;
-  out.reserve(keys_.size());
-  for (const auto& [kid, key] : keys_) out.push_back(kid);
-  return out;
-}
-
-bool KeySet::add(VerificationKey key) {
-  std::string kid = key.kid;
-  return keys_.try_emplace(std::move(kid), std::move(key)).second;
-}
-
-JwksParse parse_jwks(std::string_view text) {
-  JwksParse out;
-  json::error_code ec;
-  const json::value doc = json::parse(text, ec);
-  if (ec) {
-    out.error = "not JSON: " + ec.message();
-    return out;
-  }
-  const auto* root = doc.if_object();
-  const auto* keys = root == nullptr ? nullptr : root->if_contains("keys");
-  if (keys == nullptr || !keys->is_array()) {
-    out.error = "not a JWK Set: no keys array";
-    return out;
-  }
-  KeySet set;
-  std::size_t index = 0;
-  for (const auto& item : keys->get_array()) {
-    SkippedKey skipped{index++, {}, {}};
-    const auto* jwk = item.if_object();
-    if (jwk == nullptr) {
-      skipped.reason = "not a JSON object";
-      out.skipped.push_back(std::move(skipped));
-      continue;
-    }
-    std::string_view kid;
-    if (string_member(*jwk, "kid", kid) == Member::kOk) skipped.kid = shown(kid);
-    auto key = import_jwk(*jwk, skipped.reason);
-    if (key && !set.add(std::move(*key))) skipped.reason = "duplicate kid";
-    if (!key || !skipped.reason.empty()) out.skipped.push_back(std::move(skipped));
-  }
-  out.keys = std::move(set);
-  return out;
 }
 
 VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyPolicy& policy, Clock::time_point now) {
@@ -758,95 +422,6 @@ std::shared_ptr<const KeySet> TokenVerifier::keys() const {
 std::size_t TokenVerifier::cache_size() const {
   std::shared_lock lock(mutex_);
   return cache_.size();
-}
-
-JwksSource::JwksSource(Options options, TokenVerifier& verifier)
-    : options_(checked(options)), is_url_(is_url(options_.location)), verifier_(verifier) {
-  if (is_url_) {
-    // Throws on a malformed URL, before any fetch.
-    if (!jwks_url(options_.location).tls) {
-      spdlog::warn(
-          "JWKS {}: fetched over plain http, which does not authenticate the server; use https, or http only on "
-          "a trusted network",
-          options_.location);
-    }
-  }
-  last_stamp_ = stamp();  // taken before reading, so a write during the read is seen next time
-  if (auto error = load(); !error.empty()) throw std::runtime_error("JWKS " + options_.location + ": " + error);
-  thread_ = std::thread([this] { run(); });
-}
-
-JwksSource::~JwksSource() {
-  {
-    std::lock_guard lock(stop_mutex_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-std::optional<JwksSource::FileStamp> JwksSource::stamp() const {
-  if (is_url_) return std::nullopt;
-  struct stat st {};
-  if (::stat(options_.location.c_str(), &st) != 0) return std::nullopt;
-  constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
-  return FileStamp{static_cast<std::int64_t>(st.st_mtim.tv_sec) * kNanosPerSecond + st.st_mtim.tv_nsec,
-                   static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
-}
-
-std::string JwksSource::load() {
-  std::string document;
-  std::string error;
-  try {
-    error = is_url_ ? http_get(jwks_url(options_.location), options_.ca_file, options_.fetch_timeout,
-                               options_.max_document_bytes, document)
-                    : read_file(options_.location, options_.max_document_bytes, document);
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  if (!error.empty()) return error;
-  if (loads() > 0 && document == last_document_) return {};  // unchanged: keep the verifier's cache
-  auto parsed = parse_jwks(document);
-  if (!parsed) return parsed.error;
-  for (const auto& s : parsed.skipped) {
-    spdlog::warn("JWKS {}: key #{} (kid {}) skipped: {}", options_.location, s.index, s.kid.empty() ? "-" : s.kid,
-                 s.reason);
-  }
-  if (parsed.keys->empty()) return "no usable key in the set";
-  const auto kids = parsed.keys->kids();
-  verifier_.replace_keys(std::make_shared<const KeySet>(std::move(*parsed.keys)));
-  last_document_ = std::move(document);
-  loads_.fetch_add(1, std::memory_order_relaxed);
-  std::string kid_list;
-  for (const auto& kid : kids) kid_list += (kid_list.empty() ? "" : ", ") + kid;
-  spdlog::info("JWKS {}: {} key(s) in use: {}", options_.location, kids.size(), kid_list);
-  return {};
-}
-
-void JwksSource::run() {
-  using Steady = std::chrono::steady_clock;
-  auto next_refresh = Steady::now() + options_.refresh;
-  std::unique_lock lock(stop_mutex_);
-  while (!stop_) {
-    const auto wake = is_url_ ? next_refresh : std::min(next_refresh, Steady::now() + options_.file_check);
-    if (stop_cv_.wait_until(lock, wake, [this] { return stop_; })) break;
-    lock.unlock();
-    bool due = Steady::now() >= next_refresh;
-    if (!is_url_) {
-      if (auto now_stamp = stamp(); now_stamp != last_stamp_) {
-        last_stamp_ = now_stamp;
-        due = true;
-      }
-    }
-    if (due) {
-      next_refresh = Steady::now() + options_.refresh;
-      if (auto error = load(); !error.empty()) {
-        failures_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("JWKS {}: refresh failed, keeping the last good key set: {}", options_.location, error);
-      }
-    }
-    lock.lock();
-  }
 }
 
 }  // namespace pix::security

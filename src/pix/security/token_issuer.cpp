@@ -22,6 +22,7 @@
 
 #include "pix/domain/topics.hpp"
 #include "pix/security/base64url.hpp"
+#include "pix/util/text.hpp"
 
 namespace pix::security {
 namespace {
@@ -134,7 +135,7 @@ void write_all(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+    if (n <= 0) throw std::runtime_error("cannot write " + path + ": " + util::errno_text(errno));
     data.remove_prefix(static_cast<std::size_t>(n));
   }
 }
@@ -142,17 +143,17 @@ void write_all(int fd, std::string_view data, const std::string& path) {
 // Creates `path` with `mode` (O_EXCL: never replaces, never widens an existing file's mode).
 void write_new_file(const std::string& path, std::string_view data, mode_t mode) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+  if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + util::errno_text(errno));
   try {
-    if (::fchmod(fd, mode) != 0) throw std::runtime_error("cannot chmod " + path + ": " + std::strerror(errno));
+    if (::fchmod(fd, mode) != 0) throw std::runtime_error("cannot chmod " + path + ": " + util::errno_text(errno));
     write_all(fd, data, path);
-    if (::fsync(fd) != 0) throw std::runtime_error("cannot sync " + path + ": " + std::strerror(errno));
+    if (::fsync(fd) != 0) throw std::runtime_error("cannot sync " + path + ": " + util::errno_text(errno));
   } catch (const std::exception&) {
     ::close(fd);
     ::unlink(path.c_str());
     throw;
   }
-  if (::close(fd) != 0) throw std::runtime_error("cannot close " + path + ": " + std::strerror(errno));
+  if (::close(fd) != 0) throw std::runtime_error("cannot close " + path + ": " + util::errno_text(errno));
 }
 
 }  // namespace
@@ -192,7 +193,7 @@ TokenIssuer TokenIssuer::from_pem(std::string_view pem) {
 
 TokenIssuer TokenIssuer::load_pem_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  if (f == nullptr) throw std::runtime_error("cannot open " + path + ": " + util::errno_text(errno));
   std::string pem;
   std::array<char, 4096> chunk{};
   std::size_t n = 0;
@@ -238,7 +239,7 @@ void TokenIssuer::save_jwks_file(const std::string& path) const {
   ::unlink(temporary.c_str());  // a leftover of a crashed run; absent is the usual case
   write_new_file(temporary, jwks_json(), 0644);
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
+    const std::string reason = util::errno_text(errno);
     ::unlink(temporary.c_str());
     throw std::runtime_error("cannot rename " + temporary + " to " + path + ": " + reason);
   }
