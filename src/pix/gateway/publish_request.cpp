@@ -20,13 +20,13 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-http::Problem invalid_field(std::string field, std::string detail) {
+http::Problem invalid_field(const std::string& field, const std::string& detail) {
   http::Problem p;
   p.status = 422;
   p.type = "invalid-field";
   p.title = "A field is missing or has the wrong type";
   p.detail = field + " " + detail;
-  p.field = std::move(field);
+  p.field = field;
   return p;
 }
 

@@ -36,7 +36,7 @@ class RateLimiter {
 
  private:
   struct Bucket {
-    double tokens;
+    double tokens = 0;
     Clock::time_point updated;
     std::list<std::string>::iterator age;
   };

@@ -1,3 +1,6 @@
+// Over 600 lines on purpose: what is left is one piece (accepting, the connection loop, routing,
+// the publish path and its verdict guard); metrics live in server_probe, answers in responses. The
+// next seam is the verdict wait (PublishWait, async_publish, the sweeper's first half): its own file.
 #include "pix/gateway/server.hpp"
 
 #include <spdlog/spdlog.h>
@@ -11,8 +14,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -23,6 +24,8 @@
 
 #include "pix/gateway/outbound.hpp"
 #include "pix/gateway/publish_request.hpp"
+#include "pix/gateway/responses.hpp"
+#include "pix/gateway/server_probe.hpp"
 #include "pix/http/problem.hpp"
 #include "pix/telemetry/trace_context.hpp"
 #include "pix/util/hash.hpp"
@@ -81,12 +84,8 @@ namespace {
 
 constexpr auto kNoCompletion = asio::as_tuple(use_awaitable);
 
-const std::string kRequestsTotal = "pix_http_requests_total";
-const std::string kRequestsHelp = "HTTP requests by route, method and status code";
-const std::string kRequestDuration = "pix_http_request_duration_seconds";
-const std::string kRequestDurationHelp = "HTTP request latency, from the request read to the response ready";
-const std::string kPublishTotal = "pix_publish_total";
-const std::string kPublishHelp = "Publish attempts by broker, topic and result";
+constexpr auto kSweepPeriod = std::chrono::milliseconds(100);
+constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
 
 template <typename Token>
 auto async_probe(broker::Publisher& publisher, Token&& token) {
@@ -102,55 +101,6 @@ auto async_probe(broker::Publisher& publisher, Token&& token) {
       token);
 }
 
-Response json_response(const Request& req, bhttp::status status, std::string body,
-                       std::string_view content_type = "application/json") {
-  Response res{status, req.version()};
-  res.set(bhttp::field::content_type, content_type);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
-Response problem_response(const Request& req, const http::Problem& p, std::string_view instance) {
-  Response res =
-      json_response(req, static_cast<bhttp::status>(p.status), http::to_json(p, instance), "application/problem+json");
-  if (p.retry_after_s > 0) res.set(bhttp::field::retry_after, std::to_string(p.retry_after_s));
-  return res;
-}
-
-http::Problem method_not_allowed(std::string_view method, std::string_view allow) {
-  http::Problem p;
-  p.status = 405;
-  p.type = "method-not-allowed";
-  p.title = "Method not allowed";
-  p.detail = std::string(method) + " is not allowed here; use " + std::string(allow);
-  return p;
-}
-
-// Problems for requests Beast could not even parse.
-http::Problem unreadable_request(const beast::error_code& ec, std::size_t max_body) {
-  http::Problem p;
-  if (ec == bhttp::error::body_limit) {
-    p.status = 413;
-    p.type = "payload-too-large";
-    p.title = "The body is too large";
-    p.detail = "the body exceeds " + std::to_string(max_body) + " bytes";
-  } else if (ec == bhttp::error::header_limit) {
-    p.status = 431;
-    p.type = "headers-too-large";
-    p.title = "The request headers are too large";
-  } else {
-    p.status = 400;
-    p.type = "bad-request";
-    p.title = "The HTTP request could not be parsed";
-    p.detail = ec.message();
-  }
-  return p;
-}
-
-constexpr auto kSweepPeriod = std::chrono::milliseconds(100);
-constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
-
 // The CN of the client certificate TLS verified, if one was presented.
 std::optional<std::string> verified_client_cn(SSL* ssl) {
   X509* cert = SSL_get_peer_certificate(ssl);
@@ -163,24 +113,6 @@ std::optional<std::string> verified_client_cn(SSL* ssl) {
   }
   X509_free(cert);
   return cn;
-}
-
-http::Problem too_many_header_fields(std::size_t max) {
-  http::Problem p;
-  p.status = 431;
-  p.type = "headers-too-large";
-  p.title = "The request has too many header fields";
-  p.detail = "at most " + std::to_string(max) + " header fields are accepted";
-  return p;
-}
-
-// RFC 6750 §3: what the client should do, in the header as well as the body.
-std::string bearer_challenge(std::string_view error, std::string_view detail, std::string_view scope = {}) {
-  std::string h = "Bearer realm=\"pix-api\"";
-  if (!error.empty()) h += ", error=\"" + std::string(error) + "\"";
-  if (!detail.empty()) h += ", error_description=\"" + std::string(detail) + "\"";
-  if (!scope.empty()) h += ", scope=\"" + std::string(scope) + "\"";
-  return h;
 }
 
 bool valid_idempotency_key(std::string_view key) {
@@ -205,53 +137,7 @@ Server::Server(asio::io_context& io, const GatewayConfig& config, broker::Publis
       auth_(config.auth.required ? std::make_unique<Authenticator>(config.auth) : nullptr),
       limiter_(config.limits.rate_per_principal, config.limits.rate_burst),
       acceptor_(io),
-      ack_latency_(&metrics.histogram("pix_broker_ack_duration_seconds",
-                                      "Time from handing an event to the broker client to its verdict",
-                                      {{"broker", config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq"}})),
-      replays_(&metrics.counter("pix_idempotent_replays_total",
-                                "Requests answered from the Idempotency-Key window without publishing")) {
-  const std::string broker = config.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
-  telemetry::register_build_info(metrics, config.service_name());
-  telemetry::describe_tracing_metrics(metrics);  // exported with tracing off too: dashboards see zeros
-  static_assert(static_cast<std::size_t>(broker::PublishStatus::kNacked) + 1 == kStatuses);
-  metrics.describe(kRequestsTotal, kRequestsHelp, "counter");
-  for (std::size_t r = 0; r < kRoutes; ++r) {
-    request_duration_[r] =
-        &metrics.histogram(kRequestDuration, kRequestDurationHelp, {{"route", route_label(static_cast<Route>(r))}});
-  }
-  // Every topic and result from the start: dashboards see zeros rather than missing series.
-  for (std::size_t t = 0; t < domain::kTopicNames.size(); ++t) {
-    for (std::size_t st = 0; st < kStatuses; ++st) {
-      publishes_[t][st] =
-          &metrics.counter(kPublishTotal, kPublishHelp,
-                           {{"broker", broker},
-                            {"topic", std::string(domain::kTopicNames[t])},
-                            {"result", std::string(broker::to_string(static_cast<broker::PublishStatus>(st)))}});
-    }
-  }
-  metrics.gauge("pix_publish_in_flight", "Events handed to the broker and not yet acknowledged", {{"broker", broker}},
-                [this] { return static_cast<double>(publisher_.in_flight()); });
-  metrics.gauge("pix_http_requests_in_progress", "HTTP requests being handled", {},
-                [this] { return static_cast<double>(requests_.in_flight()); });
-  metrics.gauge("pix_http_open_connections", "Open HTTP connections", {},
-                [this] { return static_cast<double>(open_connections_.load()); });
-  metrics.gauge("pix_idempotency_keys", "Idempotency keys remembered", {},
-                [this] { return static_cast<double>(idempotency_.size()); });
-  metrics.gauge("pix_idempotency_index_rows", "Rows of the Idempotency-Key expiry index, stale ones included", {},
-                [this] { return static_cast<double>(idempotency_.rows()); });
-  metrics.describe("pix_auth_rejections_total", "Publish requests refused 401 or 403, by reason", "counter");
-  rate_limited_ = &metrics.counter("pix_rate_limited_total", "Requests refused 429 by the per-principal rate limit");
-  connections_refused_ = &metrics.counter("pix_http_connections_refused_total",
-                                          "Connections answered 503 and closed beyond --max-connections");
-  tls_handshake_failures_ =
-      &metrics.counter("pix_tls_handshake_failures_total", "TLS handshakes that failed (plaintext to HTTPS included)");
-  metrics.describe("pix_tls_reloads_total", "Certificate reloads by result", "counter");
-  metrics.describe("pix_tls_certificate_expiry_seconds", "Seconds until the serving certificate expires", "gauge");
-  if (tls_) {
-    metrics.gauge("pix_tls_certificate_expiry_seconds", "Seconds until the serving certificate expires", {},
-                  [this] { return tls_->seconds_until_expiry(); });
-  }
-}
+      probe_(std::make_unique<ServerProbe>(metrics, config, publisher, requests_, idempotency_, tls_.get())) {}
 
 Server::~Server() = default;
 
@@ -268,7 +154,7 @@ std::uint16_t Server::port() const {
 }
 
 void Server::start() {
-  asio::co_spawn(io_, accept_loop(), [](std::exception_ptr e) {
+  asio::co_spawn(io_, accept_loop(), [](const std::exception_ptr& e) {
     if (e) std::rethrow_exception(e);
   });
   asio::co_spawn(io_, sweep_loop(), asio::detached);
@@ -283,7 +169,7 @@ void Server::start() {
 template <typename Token>
 auto Server::async_publish(broker::OutboundEvent event, Token&& token) {
   return asio::async_initiate<Token, void(broker::PublishResult)>(
-      [this](auto handler, broker::OutboundEvent ev) {
+      [this](auto handler, const broker::OutboundEvent& ev) {
         using Handler = decltype(handler);
         struct Wait final : PublishWait {
           explicit Wait(Handler h) : handler(std::move(h)) {}
@@ -362,11 +248,11 @@ void Server::reload_tls(bool force) {
   if (!tls_) return;
   const auto r = tls_->reload_if_changed(force);
   if (r.changed) {
-    metrics_.counter("pix_tls_reloads_total", "Certificate reloads by result", {{"result", "ok"}}).inc();
+    probe_->tls_reloaded(true);
     spdlog::info("TLS certificate reloaded from {} (expires in {:.0f} days)", config_.tls.cert_file,
                  tls_->seconds_until_expiry() / 86400);
   } else if (!r.error.empty()) {
-    metrics_.counter("pix_tls_reloads_total", "Certificate reloads by result", {{"result", "failed"}}).inc();
+    probe_->tls_reloaded(false);
     spdlog::error("TLS certificate not reloaded, the previous one stays in use: {}", r.error);
   }
 }
@@ -400,16 +286,16 @@ awaitable<void> Server::accept_loop() {
     auto conn = tls_ ? std::make_shared<Connection>(std::move(socket), tls_->current())
                      : std::make_shared<Connection>(std::move(socket));
     if (!opt_ec) conn->peer = remote.address().to_string();
-    if (static_cast<std::size_t>(open_connections_.load()) >= config_.limits.max_connections) {
+    if (static_cast<std::size_t>(probe_->open_connections()) >= config_.limits.max_connections) {
       conn->over_capacity = true;
-      connections_refused_->inc();
+      probe_->connection_refused();
     }
     {
       std::lock_guard lock(connections_mutex_);  // the sweeper drops the closed ones
       connections_.push_back(conn);
     }
     auto conn_ex = conn->socket().get_executor();
-    asio::co_spawn(conn_ex, run_session(std::move(conn)), [](std::exception_ptr e) {
+    asio::co_spawn(conn_ex, run_session(std::move(conn)), [](const std::exception_ptr& e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -421,13 +307,13 @@ awaitable<void> Server::accept_loop() {
 }
 
 awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
-  ++open_connections_;
+  probe_->connection_opened();
   if (conn->tls) {
     conn->expires_after(kTlsHandshakeTimeout);
     auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::server, kNoCompletion);
     if (hec) {
       // Plaintext HTTP sent to the HTTPS port ends here too: there is no TLS to answer it in.
-      tls_handshake_failures_->inc();
+      probe_->tls_handshake_failed();
       spdlog::debug("TLS handshake with {} failed: {}", conn->peer, hec.message());
     } else {
       conn->cert_cn = verified_client_cn(conn->tls->native_handle());
@@ -442,7 +328,7 @@ awaitable<void> Server::run_session(std::shared_ptr<Connection> conn) {
   conn->deadline.store(0, std::memory_order_relaxed);
   beast::error_code ignored;
   conn->socket().shutdown(tcp::socket::shutdown_send, ignored);
-  --open_connections_;
+  probe_->connection_closed();
 }
 
 template <typename Stream>
@@ -468,16 +354,13 @@ awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) 
     if (ec || fields > config_.limits.max_header_fields) {
       // The request is unreadable (too large, malformed): answer once, then close, since the
       // rest of the stream cannot be trusted to start at a request boundary.
-      Request bare;
-      bare.version(11);
-      Response res = problem_response(bare,
-                                      ec ? unreadable_request(ec, config_.max_body_bytes)
-                                         : too_many_header_fields(config_.limits.max_header_fields),
-                                      "");
+      Response res = ec ? unreadable_request(ec, config_.max_body_bytes)
+                        : too_many_header_fields(config_.limits.max_header_fields);
       res.keep_alive(false);
       conn->expires_after(std::chrono::seconds(10));
       co_await bhttp::async_write(stream, res, kNoCompletion);
-      record(Route::kUnparsed, bare, res, std::chrono::duration<double>(Clock::now() - started).count());
+      probe_->request(Route::kUnparsed, bhttp::verb::unknown, res.result_int(),
+                      std::chrono::duration<double>(Clock::now() - started).count());
       break;
     }
     const Request& req = parser.get();
@@ -485,24 +368,10 @@ awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) 
     // Counted until the answer is ready; once shutdown() has closed the gate, a request read
     // from a keep-alive connection is answered 503 (nothing was published: retrying is safe).
     std::optional<service::WorkGate::Ticket> ticket(std::in_place, requests_);
-    if (!ticket->admitted()) {
-      http::Problem p;
-      p.status = 503;
-      p.type = "draining";
-      p.title = "The gateway is shutting down";
-      p.detail = "this instance takes no new requests; retry (another instance will answer)";
-      p.retry_after_s = config_.retry_after_s;
-      res = problem_response(req, p, "");
-      record(Route::kOther, req, res, 0);
-    } else if (conn->over_capacity) {
-      http::Problem p;
-      p.status = 503;
-      p.type = "too-many-connections";
-      p.title = "The gateway has too many open connections";
-      p.detail = "at most " + std::to_string(config_.limits.max_connections) + " connections are served; retry later";
-      p.retry_after_s = config_.retry_after_s;
-      res = problem_response(req, p, "");
-      record(Route::kOther, req, res, 0);
+    if (!ticket->admitted() || conn->over_capacity) {
+      res = !ticket->admitted() ? draining(req, config_.retry_after_s)
+                                : too_many_connections(req, config_.limits.max_connections, config_.retry_after_s);
+      probe_->request(Route::kOther, req.method(), res.result_int(), 0);
     } else {
       res = co_await handle(req, *conn);
     }
@@ -526,44 +395,6 @@ awaitable<void> Server::serve(std::shared_ptr<Connection> conn, Stream& stream) 
   }
 }
 
-std::string Server::route_label(Route route) const {
-  switch (route) {
-    case Route::kPublish:
-      return config_.route();
-    case Route::kHealthz:
-      return "/healthz";
-    case Route::kReadyz:
-      return "/readyz";
-    case Route::kMetrics:
-      return "/metrics";
-    case Route::kOther:
-      return "other";
-    case Route::kUnparsed:
-      return "unparsed";
-  }
-  return "other";
-}
-
-void Server::record(Route route, const Request& req, const Response& res, double seconds) {
-  const auto key = (static_cast<std::uint64_t>(route) << 40) | (static_cast<std::uint64_t>(req.method()) << 16) |
-                   static_cast<std::uint64_t>(res.result_int());
-  telemetry::Counter* counter = nullptr;
-  {
-    std::lock_guard lock(request_counters_mutex_);
-    auto [it, fresh] = request_counters_.try_emplace(key, nullptr);
-    if (fresh) {
-      const bool named = req.method() != bhttp::verb::unknown;
-      it->second = &metrics_.counter(kRequestsTotal, kRequestsHelp,
-                                     {{"route", route_label(route)},
-                                      {"method", named ? std::string(req.method_string()) : std::string("other")},
-                                      {"code", std::to_string(res.result_int())}});
-    }
-    counter = it->second;
-  }
-  counter->inc();
-  request_duration_[static_cast<std::size_t>(route)]->observe(seconds);
-}
-
 awaitable<Response> Server::handle(const Request& req, const Connection& conn) {
   const auto started = Clock::now();
   std::string_view target = req.target();
@@ -575,8 +406,7 @@ awaitable<Response> Server::handle(const Request& req, const Connection& conn) {
   if (path == config_.route()) {
     route = Route::kPublish;
     if (req.method() != bhttp::verb::post) {
-      res = problem_response(req, method_not_allowed(req.method_string(), "POST"), path);
-      res.set(bhttp::field::allow, "POST");
+      res = method_not_allowed(req, path, "POST", "POST");
     } else {
       // Only the publishing route is traced: probes and scrapes would bury the payments.
       telemetry::Span span = server_span(req, conn);
@@ -587,51 +417,25 @@ awaitable<Response> Server::handle(const Request& req, const Connection& conn) {
   } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     route = path == "/healthz" ? Route::kHealthz : path == "/readyz" ? Route::kReadyz : Route::kMetrics;
     if (!is_get) {
-      res = problem_response(req, method_not_allowed(req.method_string(), "GET"), path);
-      res.set(bhttp::field::allow, "GET, HEAD");
+      res = method_not_allowed(req, path, "GET", "GET, HEAD");
     } else if (path == "/healthz") {
-      res = json_response(req, bhttp::status::ok, R"({"status":"alive"})");
+      res = alive(req);
     } else if (path == "/readyz") {
       res = co_await handle_ready(req);
     } else {
-      res = json_response(req, bhttp::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+      res = metrics_text(req, metrics_.render());
     }
   } else {
-    http::Problem p;
-    p.status = 404;
-    p.type = "not-found";
-    p.title = "No such resource";
-    p.detail = "this service answers POST " + config_.route() + ", GET /healthz, /readyz, /metrics";
-    res = problem_response(req, p, path);
+    res = not_found(req, path, config_.route());
   }
-  record(route, req, res, std::chrono::duration<double>(Clock::now() - started).count());
+  probe_->request(route, req.method(), res.result_int(), std::chrono::duration<double>(Clock::now() - started).count());
   co_return res;
 }
 
 awaitable<Response> Server::handle_ready(const Request& req) {
-  if (requests_.closed()) {
-    co_return json_response(req, bhttp::status::service_unavailable, R"({"status":"draining"})");
-  }
+  if (requests_.closed()) co_return readiness_draining(req);
   auto [ok, detail] = co_await async_probe(publisher_, kNoCompletion);
-  boost::json::object o;
-  o["status"] = ok ? "ready" : "unavailable";
-  o["broker"] = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
-  o["detail"] = detail;
-  co_return json_response(req, ok ? bhttp::status::ok : bhttp::status::service_unavailable, boost::json::serialize(o));
-}
-
-void Server::count_rejection(const std::string& reason) {
-  telemetry::Counter* counter = nullptr;
-  {
-    std::lock_guard lock(rejection_counters_mutex_);
-    auto [it, fresh] = rejection_counters_.try_emplace(reason, nullptr);
-    if (fresh) {
-      it->second = &metrics_.counter("pix_auth_rejections_total", "Publish requests refused 401 or 403, by reason",
-                                     {{"reason", reason}});
-    }
-    counter = it->second;
-  }
-  counter->inc();
+  co_return readiness(req, ok, config_.broker, detail);
 }
 
 std::optional<Response> Server::admit(const Request& req, const Connection& conn, std::optional<Principal>& principal) {
@@ -641,34 +445,17 @@ std::optional<Response> Server::admit(const Request& req, const Connection& conn
     const std::string_view authorization = it == req.end() ? std::string_view{} : std::string_view(it->value());
     Authentication a = auth_->authenticate(authorization, req.target(), conn.cert_cn ? &*conn.cert_cn : nullptr);
     if (!a.principal) {
-      count_rejection(a.reason);
-      http::Problem p;
-      p.status = 401;
-      p.type = "unauthorized";
-      p.title = "Authentication is required";
-      p.detail = a.detail;
-      if (a.reason == "query_string")
-        p.field = "access_token";
-      else if (a.reason != "missing")
-        p.field = "Authorization";
-      Response res = problem_response(req, p, instance);
-      res.set(bhttp::field::www_authenticate, bearer_challenge(a.error, a.error.empty() ? "" : a.detail));
-      return res;
+      probe_->auth_rejected(a.reason);
+      return unauthorized(req, instance, a);
     }
     principal = std::move(a.principal);
   }
   if (limiter_.enabled()) {
     const auto d = limiter_.acquire(principal ? std::string_view(principal->name) : std::string_view(conn.peer));
     if (!d.allowed) {
-      rate_limited_->inc();
-      http::Problem p;
-      p.status = 429;
-      p.type = "rate-limited";
-      p.title = "Too many requests";
-      p.detail = "more than " + std::to_string(static_cast<long>(config_.limits.rate_per_principal)) +
-                 " requests/s from " + (principal ? principal->name : conn.peer) + "; slow down";
-      p.retry_after_s = d.retry_after_s;
-      return problem_response(req, p, instance);
+      probe_->rate_limited();
+      return rate_limited(req, instance, config_.limits.rate_per_principal, principal ? principal->name : conn.peer,
+                          d.retry_after_s);
     }
   }
   return std::nullopt;
@@ -702,31 +489,14 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   if (auto* problem = std::get_if<http::Problem>(&parsed)) co_return problem_response(req, *problem, instance);
   PublishCommand& cmd = std::get<PublishCommand>(parsed);
   if (principal && !principal->may_publish(domain::topic_name(cmd.topic))) {
-    count_rejection("insufficient_scope");
-    const std::string scope = security::publish_scope(domain::topic_name(cmd.topic));
-    http::Problem p;
-    p.status = 403;
-    p.type = "forbidden";
-    p.title = "Not allowed to publish to this topic";
-    p.detail = principal->name + " lacks the scope " + scope;
-    p.field = "topic";
-    Response res = problem_response(req, p, instance);
-    res.set(bhttp::field::www_authenticate, bearer_challenge("insufficient_scope", p.detail, scope));
-    co_return res;
+    probe_->auth_rejected("insufficient_scope");
+    co_return forbidden(req, instance, principal->name, security::publish_scope(domain::topic_name(cmd.topic)));
   }
 
   std::string key;
   if (auto it = req.find("Idempotency-Key"); it != req.end()) {
     key = std::string(it->value());
-    if (!valid_idempotency_key(key)) {
-      http::Problem p;
-      p.status = 400;
-      p.type = "invalid-header";
-      p.title = "A header has an invalid value";
-      p.detail = "Idempotency-Key must be 1 to 255 visible ASCII characters";
-      p.field = "Idempotency-Key";
-      co_return problem_response(req, p, instance);
-    }
+    if (!valid_idempotency_key(key)) co_return invalid_idempotency_key(req, instance);
     const auto lookup =
         // The principal is part of the fingerprint: another caller's key is "reused", never replayed.
         idempotency_.begin(key,
@@ -735,31 +505,13 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
     switch (lookup.outcome) {
       case IdempotencyCache::Outcome::kFirst:
         break;
-      case IdempotencyCache::Outcome::kReplay: {
-        replays_->inc();
-        Response res = json_response(req, static_cast<bhttp::status>(lookup.response.status), lookup.response.body);
-        res.set("Idempotent-Replayed", "true");
-        co_return res;
-      }
-      case IdempotencyCache::Outcome::kInProgress: {
-        http::Problem p;
-        p.status = 409;
-        p.type = "request-in-progress";
-        p.title = "A request with this Idempotency-Key is still being processed";
-        p.detail = "retry after it completes";
-        p.field = "Idempotency-Key";
-        p.retry_after_s = 1;
-        co_return problem_response(req, p, instance);
-      }
-      case IdempotencyCache::Outcome::kMismatch: {
-        http::Problem p;
-        p.status = 422;
-        p.type = "idempotency-key-reused";
-        p.title = "The Idempotency-Key was already used for a different request";
-        p.detail = "use a new key for a new event";
-        p.field = "Idempotency-Key";
-        co_return problem_response(req, p, instance);
-      }
+      case IdempotencyCache::Outcome::kReplay:
+        probe_->replayed();
+        co_return replayed(req, lookup.response);
+      case IdempotencyCache::Outcome::kInProgress:
+        co_return idempotency_in_progress(req, instance);
+      case IdempotencyCache::Outcome::kMismatch:
+        co_return idempotency_key_reused(req, instance);
     }
   }
 
@@ -779,7 +531,7 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
       make_outbound_event(std::move(cmd), config_.broker, event_id, config_.source, trace, broker::now_epoch_ms());
   if (kafka) event.topic.insert(0, config_.topic_prefix);
   if (send.recording()) {
-    send.set("messaging.system", kafka ? "kafka" : "rabbitmq")
+    send.set("messaging.system", broker_name(config_.broker))
         .set("messaging.operation.type", "send")
         .set("messaging.operation.name", "send")
         .set("messaging.message.id", event_id)
@@ -792,14 +544,11 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   }
   // Who asked, as a CloudEvents extension attribute: the audit trail and every stage see it.
   if (principal) {
-    event.headers.push_back(
-        {config_.broker == BrokerKind::kKafka ? "ce_principal" : "cloudEvents_principal", principal->name});
+    event.headers.push_back({kafka ? "ce_principal" : "cloudEvents_principal", principal->name});
   }
   const auto sent = Clock::now();
   broker::PublishResult result = co_await async_publish(std::move(event), use_awaitable);
-  ack_latency_->observe(std::chrono::duration<double>(Clock::now() - sent).count());
-  const std::string broker = config_.broker == BrokerKind::kKafka ? "kafka" : "rabbitmq";
-  publishes_[static_cast<std::size_t>(cmd_topic)][static_cast<std::size_t>(result.status)]->inc();
+  probe_->publish_verdict(cmd_topic, result.status, std::chrono::duration<double>(Clock::now() - sent).count());
 
   if (result.status == broker::PublishStatus::kAcked) {
     if (kafka) {
@@ -807,21 +556,7 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
           .set("messaging.kafka.offset", std::int64_t{result.offset});
     }
     send.end();
-    boost::json::object o;
-    o["status"] = "published";
-    o["broker"] = broker;
-    o["topic"] = topic;
-    o["eventId"] = event_id;
-    o["transactionId"] = transaction_id;
-    if (config_.broker == BrokerKind::kKafka) {
-      if (!config_.topic_prefix.empty()) o["kafkaTopic"] = config_.topic_prefix + topic;
-      o["partition"] = result.partition;
-      o["offset"] = result.offset;
-    } else {
-      o["exchange"] = config_.exchange;
-      o["routingKey"] = topic;
-    }
-    Response res = json_response(req, bhttp::status::ok, boost::json::serialize(o));
+    Response res = published(req, config_, topic, event_id, transaction_id, result);
     res.set("traceparent", trace.to_traceparent());
     if (!key.empty()) idempotency_.complete(key, {200, res.body()});
     co_return res;
@@ -830,33 +565,7 @@ awaitable<Response> Server::handle_publish(const Request& req, const Connection&
   if (!key.empty()) idempotency_.abandon(key);
   send.set_error(std::string(broker::to_string(result.status)) + ": " + result.detail);
   send.end();
-  http::Problem p;
-  p.detail = result.detail;
-  switch (result.status) {
-    case broker::PublishStatus::kTimedOut:
-    case broker::PublishStatus::kNacked: {
-      const bool nacked = result.status == broker::PublishStatus::kNacked;
-      p.status = 504;
-      p.type = nacked ? "broker-nacked" : "broker-ack-timeout";
-      p.title = nacked ? "The broker refused the event in one of its queues"
-                       : "The broker did not acknowledge the event in time";
-      p.detail += "; the event may exist: retrying with the same Idempotency-Key is safe";
-      p.event_id = event_id;
-      break;
-    }
-    case broker::PublishStatus::kRejected:
-      p.status = 502;
-      p.type = "broker-rejected";
-      p.title = "The broker refused the event";
-      p.event_id = event_id;
-      break;
-    default:
-      p.status = 503;
-      p.type = "broker-unavailable";
-      p.title = "The broker cannot take the event now";
-      p.retry_after_s = config_.retry_after_s;
-      break;
-  }
+  const http::Problem p = publish_failure(result, event_id, config_.retry_after_s);
   if (p.status >= 500) {
     const telemetry::ActiveSpan active(span);  // the log line carries the trace's ids
     spdlog::warn("publish {} to {} failed: {} ({})", event_id, topic, p.type, result.detail);

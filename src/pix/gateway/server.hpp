@@ -6,15 +6,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 
-#include <array>
-#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <optional>
 
 #include "pix/broker/publisher.hpp"
 #include "pix/gateway/authenticator.hpp"
@@ -30,6 +28,8 @@ namespace pix::gateway {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+class ServerProbe;
 
 /// @brief Async HTTP/1.1 or HTTPS (keep-alive, one coroutine per connection) in front of a Publisher.
 ///
@@ -76,7 +76,6 @@ class Server {
   /// 401 / 429 before the body is even parsed, or nullopt with `principal` set (or left empty
   /// when authentication is off).
   std::optional<Response> admit(const Request& req, const Connection& conn, std::optional<Principal>& principal);
-  void count_rejection(const std::string& reason);
   boost::asio::awaitable<Response> handle_ready(const Request& req);
   boost::asio::awaitable<void> sweep_loop();
   template <typename Token>
@@ -87,12 +86,6 @@ class Server {
     return std::chrono::duration_cast<std::chrono::milliseconds>(config_.publish_timeout) +
            std::chrono::milliseconds(250);
   }
-  /// What a request was for, as the `route` label says it.
-  enum class Route : std::uint8_t { kPublish, kHealthz, kReadyz, kMetrics, kOther, kUnparsed };
-  static constexpr std::size_t kRoutes = 6;
-  static constexpr std::size_t kStatuses = 7;  // broker::PublishStatus values
-  void record(Route route, const Request& req, const Response& res, double seconds);
-  std::string route_label(Route route) const;
 
   boost::asio::io_context& io_;
   GatewayConfig config_;
@@ -114,19 +107,8 @@ class Server {
   std::mutex connections_mutex_;
   std::list<std::weak_ptr<Connection>> connections_;
 
-  // Hot-path metrics resolved once, so a request never builds label strings or walks the registry.
-  telemetry::Histogram* ack_latency_;
-  telemetry::Counter* replays_;
-  std::array<telemetry::Histogram*, kRoutes> request_duration_{};
-  std::array<std::array<telemetry::Counter*, kStatuses>, 5> publishes_{};  // [topic][status]
-  std::mutex request_counters_mutex_;
-  std::unordered_map<std::uint64_t, telemetry::Counter*> request_counters_;  // by route, method, code
-  std::atomic<std::int64_t> open_connections_{0};
-  telemetry::Counter* rate_limited_;
-  telemetry::Counter* connections_refused_;
-  telemetry::Counter* tls_handshake_failures_;
-  std::mutex rejection_counters_mutex_;
-  std::unordered_map<std::string, telemetry::Counter*> rejection_counters_;  // by reason
+  // Hot-path metrics resolved once; after the members its gauges read.
+  std::unique_ptr<ServerProbe> probe_;
 };
 
 }  // namespace pix::gateway
