@@ -40,22 +40,6 @@ TEST(StopSource, WaitForWakesOnStopFromAnotherThread) {
   stopper.join();
 }
 
-TEST(StopSource, PokeWakesASleeperWithoutStopping) {
-  StopSource stop;
-  std::atomic<bool> woke{false};
-  std::thread sleeper([&] {
-    EXPECT_FALSE(stop.wait_for(60s));
-    woke = true;
-  });
-  // The sleeper may not be asleep yet when poked: poke until it reports back.
-  while (!woke) {
-    stop.poke();
-    std::this_thread::sleep_for(1ms);
-  }
-  sleeper.join();
-  EXPECT_FALSE(stop.stop_requested());
-}
-
 TEST(StopSource, WaitForTimesOutWhenNothingHappens) {
   StopSource stop;
   EXPECT_FALSE(stop.wait_for(1ms));

@@ -6,7 +6,9 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 
+#include "pix/saga/kafka_record_source.hpp"
 #include "pix/saga/verdict_queue.hpp"
 #include "pix/service/lifecycle.hpp"
 
@@ -57,6 +59,12 @@ broker::OutboundEvent refused_output_dead_letter(const broker::OutboundEvent& ou
 
 constexpr int kStuckAfterAttempts = 5;
 
+/// The stage's name is its consumer's client id, and its group unless one is given.
+void apply_consumer_defaults(StageOptions& options) {
+  if (options.consumer.group_id.empty()) options.consumer.group_id = options.name;
+  options.consumer.client_id = options.name;
+}
+
 }  // namespace
 
 struct KafkaStage::Impl {
@@ -86,7 +94,7 @@ struct KafkaStage::Impl {
   Handler handler;
   broker::Publisher& kafka;
   broker::Publisher* rabbit;
-  std::unique_ptr<kafka::KafkaConsumer> consumer;
+  std::unique_ptr<RecordSource> records;
 
   std::uint64_t next_id = 1;
   std::map<std::uint64_t, PendingRecord> pending;
@@ -109,13 +117,13 @@ struct KafkaStage::Impl {
   telemetry::Histogram* processing;
   telemetry::Registry& metrics;
 
-  bool closing = false;  // the consumer is being destroyed: its revoke must not touch the stage
+  bool closing = false;  // the source is being destroyed: its revoke must not touch the stage
   telemetry::Tracer disabled_tracer;
   telemetry::Tracer* tracer = nullptr;
 
   ~Impl() {
     closing = true;
-    consumer.reset();
+    records.reset();
   }
 
   /// Waits (bounded) until every record consumed has its outputs acknowledged: woken by each
@@ -149,8 +157,12 @@ struct KafkaStage::Impl {
     }
   }
 
-  Impl(StageOptions o, Handler h, broker::Publisher& k, broker::Publisher* r, telemetry::Registry& m)
-      : options(std::move(o)), handler(std::move(h)), kafka(k), rabbit(r), metrics(m) {
+  Impl(StageOptions o, Handler h, std::unique_ptr<RecordSource> source, broker::Publisher& k, broker::Publisher* r,
+       telemetry::Registry& m)
+      : options(std::move(o)), handler(std::move(h)), kafka(k), rabbit(r), records(std::move(source)), metrics(m) {
+    if (!records) throw std::invalid_argument("stage " + options.name + ": no record source");
+    apply_consumer_defaults(options);
+    records->on_before_revoke([this](const RecordSource::Partitions& partitions) { before_revoke(partitions); });
     tracer = options.tracer ? options.tracer : &disabled_tracer;
     const telemetry::Labels stage{{"stage", options.name}};
     dead_lettered = &m.counter("pix_stage_dead_lettered_total", "Records sent to the dead-letter topic", stage);
@@ -160,6 +172,12 @@ struct KafkaStage::Impl {
     m.describe("pix_stage_consumed_total", "Records consumed, by stage and topic", "counter");
     m.describe("pix_stage_produced_total", "Outputs acknowledged by the broker, by stage and topic", "counter");
     telemetry::describe_tracing_metrics(m);  // exported with tracing off too: dashboards see zeros
+    m.gauge("pix_stage_consumer_lag", "Messages behind the end of the assigned partitions (librdkafka statistics)",
+            stage, [source = records.get()] { return static_cast<double>(source->lag()); });
+    m.gauge("pix_stage_in_flight", "Records consumed whose outputs are not all acknowledged yet", stage,
+            [this] { return static_cast<double>(in_flight.load()); });
+    m.gauge("pix_stage_outputs_stuck", "Destinations with an output retried 5 times or more (not ready meanwhile)",
+            stage, [this] { return static_cast<double>(stuck.load()); });
   }
 
   broker::Publisher& sink(Sink s) { return s == Sink::kRabbit && rabbit ? *rabbit : kafka; }
@@ -270,7 +288,7 @@ struct KafkaStage::Impl {
   void finish(std::uint64_t id) {
     auto it = pending.find(id);
     processing->observe(std::chrono::duration<double>(Clock::now() - it->second.started).count());
-    consumer->mark_done(it->second.topic, it->second.partition, it->second.offset);
+    records->mark_done(it->second.topic, it->second.partition, it->second.offset);
     pending.erase(it);
   }
 
@@ -344,31 +362,25 @@ struct KafkaStage::Impl {
 };
 
 KafkaStage::KafkaStage(StageOptions options, Handler handler, broker::Publisher& kafka, broker::Publisher* rabbit,
-                       telemetry::Registry& metrics)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), kafka, rabbit, metrics)) {
-  if (impl_->options.consumer.group_id.empty()) impl_->options.consumer.group_id = impl_->options.name;
-  impl_->options.consumer.client_id = impl_->options.name;
-  auto* self = impl_.get();
-  impl_->options.consumer.before_revoke = [self](const auto& partitions) { self->before_revoke(partitions); };
-  impl_->consumer = std::make_unique<kafka::KafkaConsumer>(impl_->options.consumer);
-  auto* consumer = impl_->consumer.get();
-  metrics.gauge("pix_stage_consumer_lag", "Messages behind the end of the assigned partitions (librdkafka statistics)",
-                {{"stage", impl_->options.name}}, [consumer] { return static_cast<double>(consumer->lag()); });
-  auto* impl = impl_.get();
-  metrics.gauge("pix_stage_in_flight", "Records consumed whose outputs are not all acknowledged yet",
-                {{"stage", impl_->options.name}}, [impl] { return static_cast<double>(impl->in_flight.load()); });
-  metrics.gauge("pix_stage_outputs_stuck", "Destinations with an output retried 5 times or more (not ready meanwhile)",
-                {{"stage", impl_->options.name}}, [impl] { return static_cast<double>(impl->stuck.load()); });
+                       telemetry::Registry& metrics) {
+  apply_consumer_defaults(options);
+  auto records = std::make_unique<KafkaRecordSource>(options.consumer);
+  impl_ = std::make_unique<Impl>(std::move(options), std::move(handler), std::move(records), kafka, rabbit, metrics);
 }
+
+KafkaStage::KafkaStage(StageOptions options, Handler handler, std::unique_ptr<RecordSource> records,
+                       broker::Publisher& kafka, broker::Publisher* rabbit, telemetry::Registry& metrics)
+    : impl_(
+          std::make_unique<Impl>(std::move(options), std::move(handler), std::move(records), kafka, rabbit, metrics)) {}
 
 KafkaStage::~KafkaStage() = default;
 
 bool KafkaStage::healthy() const noexcept {
-  return impl_->consumer->assigned() && impl_->stuck.load() == 0;
+  return impl_->records->assigned() && impl_->stuck.load() == 0;
 }
 
 std::string KafkaStage::health_detail() const {
-  if (!impl_->consumer->assigned()) return "no partitions assigned yet";
+  if (!impl_->records->assigned()) return "no partitions assigned yet";
   if (impl_->stuck.load() > 0) return "outputs to " + impl_->stuck_detail() + " retrying";
   return {};
 }
@@ -381,7 +393,7 @@ void KafkaStage::run(service::StopSource& stop) {
   auto last_commit = Clock::now();
   while (!stop.stop_requested()) {
     if (s.pending.size() < s.options.max_records_in_flight) {
-      if (auto rec = s.consumer->poll(std::chrono::milliseconds(50))) s.accept(std::move(*rec));
+      if (auto rec = s.records->poll(std::chrono::milliseconds(50))) s.accept(std::move(*rec));
       s.handle_completions(s.completions->take_now());
     } else {
       // Full: nothing to do until an output is acknowledged, a retry is due or it is time to
@@ -390,7 +402,7 @@ void KafkaStage::run(service::StopSource& stop) {
     }
     s.in_flight = s.pending.size();
     if (Clock::now() - last_commit >= s.options.commit_interval) {
-      s.consumer->commit();
+      s.records->commit();
       last_commit = Clock::now();
     }
   }
@@ -400,7 +412,7 @@ void KafkaStage::run(service::StopSource& stop) {
     spdlog::warn("{}: stopping with {} records unfinished; they will be consumed again", s.options.name,
                  s.pending.size());
   }
-  s.consumer->commit(true);
+  s.records->commit(true);
 }
 
 }  // namespace pix::saga

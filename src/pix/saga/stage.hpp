@@ -12,6 +12,7 @@
 
 #include "pix/broker/publisher.hpp"
 #include "pix/kafka/consumer.hpp"
+#include "pix/saga/record_source.hpp"
 #include "pix/telemetry/metrics.hpp"
 #include "pix/telemetry/tracer.hpp"
 
@@ -41,8 +42,10 @@ struct HandlerResult {
 using Handler = std::function<HandlerResult(const kafka::ConsumedRecord&)>;
 
 struct StageOptions {
-  std::string name;                 ///< antifraud, settlement, notifier, auditor: a metrics label
-  kafka::ConsumerOptions consumer;  ///< group = the stage's name by default
+  std::string name;  ///< antifraud, settlement, notifier, auditor: a metrics label
+  /// The Kafka input (group = the stage's name by default); its before_revoke is the stage's.
+  /// Unused by a stage given its own RecordSource, but for the group name on spans.
+  kafka::ConsumerOptions consumer;
   std::string dead_letter_topic = "pix.dlq";
   std::size_t max_records_in_flight = 5000;
   std::chrono::milliseconds commit_interval{200};
@@ -80,8 +83,13 @@ class KafkaStage {
   /// `rabbit` may be null when the stage has no AMQP outputs. The publishers' callbacks hold the
   /// stage's verdict queue, not the stage: a verdict that comes after the stage is destroyed (a
   /// publisher drained later) is dropped, never delivered into freed memory.
+  ///
+  /// This one consumes through a kafka::KafkaConsumer made from StageOptions::consumer.
   KafkaStage(StageOptions options, Handler handler, broker::Publisher& kafka, broker::Publisher* rabbit,
              telemetry::Registry& metrics);
+  /// Consumes from `records` (not null), whose revocation hook the stage installs.
+  KafkaStage(StageOptions options, Handler handler, std::unique_ptr<RecordSource> records, broker::Publisher& kafka,
+             broker::Publisher* rabbit, telemetry::Registry& metrics);
   ~KafkaStage();
   KafkaStage(const KafkaStage&) = delete;
   KafkaStage& operator=(const KafkaStage&) = delete;
@@ -90,9 +98,9 @@ class KafkaStage {
   /// once while waiting for acknowledgements). Throws what the handler throws (a storage failure).
   void run(service::StopSource& stop);
 
-  /// The consumer is in its group with partitions, and no output is stuck retrying.
+  /// The input has partitions assigned, and no output is stuck retrying. Any thread.
   bool healthy() const noexcept;
-  /// Why not healthy: "" when healthy, else e.g. "outputs to pix.payment.settled retrying".
+  /// Why not healthy: "" when healthy, else e.g. "outputs to pix.payment.settled retrying". Any thread.
   std::string health_detail() const;
 
  private:

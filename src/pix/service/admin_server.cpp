@@ -86,7 +86,7 @@ struct AdminServer::Impl {
   }
 };
 
-AdminServer::AdminServer(std::string address, std::uint16_t port, telemetry::Registry& metrics, ReadyCheck ready)
+AdminServer::AdminServer(const std::string& address, std::uint16_t port, telemetry::Registry& metrics, ReadyCheck ready)
     : impl_(std::make_unique<Impl>(metrics, std::move(ready))) {
   const tcp::endpoint ep(asio::ip::make_address(address), port);
   impl_->acceptor.open(ep.protocol());

@@ -18,7 +18,7 @@ class AdminServer {
   /// answer quickly (it may do a bounded broker round trip).
   using ReadyCheck = std::function<std::pair<bool, std::string>()>;
 
-  AdminServer(std::string address, std::uint16_t port, telemetry::Registry& metrics, ReadyCheck ready);
+  AdminServer(const std::string& address, std::uint16_t port, telemetry::Registry& metrics, ReadyCheck ready);
   /// Stops the thread (joins it).
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;

@@ -3,8 +3,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
-#include <cstring>
 #include <stdexcept>
+#include <system_error>
 #include <utility>
 
 namespace pix::service {
@@ -56,17 +56,7 @@ std::string StopSource::reason() const {
 
 bool StopSource::wait_for(std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
-  const std::uint64_t seen = pokes_;
-  changed_.wait_for(lock, timeout, [&] { return stopped_ || pokes_ != seen; });
-  return stopped_;
-}
-
-void StopSource::poke() const {
-  {
-    std::lock_guard lock(mutex_);
-    ++pokes_;
-  }
-  changed_.notify_all();
+  return changed_.wait_for(lock, timeout, [&] { return stopped_; });
 }
 
 void StopSource::on_stop(std::function<void()> callback) {
@@ -152,7 +142,8 @@ SignalWatcher::SignalWatcher(StopSource& stop, std::map<int, std::function<void(
   sigaddset(&watched_, SIGINT);
   for (const auto& [sig, callback] : other_) sigaddset(&watched_, sig);
   if (const int rc = pthread_sigmask(SIG_BLOCK, &watched_, &previous_); rc != 0) {
-    throw std::runtime_error(std::string("cannot block the termination signals: ") + std::strerror(rc));
+    throw std::runtime_error(std::string("cannot block the termination signals: ") +
+                             std::system_category().message(rc));
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -160,6 +151,8 @@ SignalWatcher::SignalWatcher(StopSource& stop, std::map<int, std::function<void(
 SignalWatcher::~SignalWatcher() {
   quitting_ = true;
   // The watcher's thread is in sigwait() with SIGTERM blocked: this wakes exactly that thread.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread): SIGTERM is blocked and sigwait()ed by that thread; it ends
+  // nothing
   pthread_kill(thread_.native_handle(), SIGTERM);
   thread_.join();
   pthread_sigmask(SIG_SETMASK, &previous_, nullptr);

@@ -34,17 +34,14 @@ class StopSource {
   [[nodiscard]] bool stop_requested() const noexcept;
   /// Why the stop was asked ("signal SIGTERM", ...); empty before.
   [[nodiscard]] std::string reason() const;
-  /// Sleeps until the stop is asked, `poke()` is called, or `timeout` passes. True if stopped.
+  /// Sleeps until the stop is asked or `timeout` passes. True if stopped.
   bool wait_for(std::chrono::milliseconds timeout) const;
-  /// Wakes one round of wait_for() sleepers without stopping (new work for a loop to look at).
-  void poke() const;
   /// Runs `callback` once when the stop is asked (at once, here, if it already was).
   void on_stop(std::function<void()> callback);
 
  private:
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  mutable std::uint64_t pokes_ = 0;
   bool stopped_ = false;
   std::string reason_;
   std::vector<std::function<void()>> callbacks_;
@@ -70,6 +67,8 @@ class WorkGate {
   class Ticket {
    public:
     explicit Ticket(WorkGate& gate) : gate_(gate.enter() ? &gate : nullptr) {}
+    // NOLINTNEXTLINE(bugprone-exception-escape): leave() throws only when unmatched; a Ticket leaves only what it
+    // entered
     ~Ticket() {
       if (gate_ != nullptr) gate_->leave();
     }
