@@ -23,9 +23,9 @@ PIX_APT_PACKAGES=(
     python3 python3-venv procps
     # deployment checks (scripts/deploy): promtool, amtool, real Prometheus, compose, node tools
     prometheus prometheus-alertmanager yamllint docker-compose
-    # lint and tests of the tooling (the test command checks formatting, shell scripts and the
+    # lint and tests of the tooling (the test command checks formatting, clang-tidy, shell scripts and the
     # Python under scripts/ and bench/; pytest runs scripts/deploy's tests)
-    clang-format shellcheck python3-flake8 python3-pytest
+    clang-format clang-tidy shellcheck python3-flake8 python3-pytest
 )
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh

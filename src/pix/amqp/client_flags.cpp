@@ -48,7 +48,8 @@ AmqpUrlParse resolve_url(const ClientFlags& f) {
     while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
     if (password.empty()) return fail("--rabbit-password-file: '" + f.password_file + "' is empty");
     url.password = std::move(password);
-  } else if (const char* env = std::getenv("PIX_RABBIT_PASSWORD"); env != nullptr && *env != '\0') {
+  } else if (const char* env = std::getenv("PIX_RABBIT_PASSWORD");  // NOLINT(concurrency-mt-unsafe): at start-up
+             env != nullptr && *env != '\0') {
     url.password = env;
   }
   const bool any_tls_file = !f.ca_file.empty() || !f.cert_file.empty() || !f.key_file.empty();

@@ -1,4 +1,5 @@
 #include "pix/amqp/connection.hpp"
+#include "pix/util/text.hpp"
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -185,7 +186,7 @@ long Transport::tls_result(int n, bool reading) {
       error_ = "the broker closed the TLS session";
       return -1;
     case SSL_ERROR_SYSCALL:
-      error_ = errno != 0 ? std::string("TLS ") + (reading ? "read" : "write") + " failed: " + std::strerror(errno)
+      error_ = errno != 0 ? std::string("TLS ") + (reading ? "read" : "write") + " failed: " + util::errno_text(errno)
                           : "the broker closed the TCP connection";
       return -1;
     default:
@@ -205,7 +206,7 @@ long Transport::send_some(const void* data, std::size_t size) {
     if (n >= 0) return n;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    error_ = std::string{"write failed: "} + std::strerror(errno);
+    error_ = std::string{"write failed: "} + util::errno_text(errno);
     return -1;
   }
 }
@@ -225,7 +226,7 @@ long Transport::recv_some(void* data, std::size_t size) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    error_ = std::string{"read failed: "} + std::strerror(errno);
+    error_ = std::string{"read failed: "} + util::errno_text(errno);
     return -1;
   }
 }

@@ -76,12 +76,12 @@ std::optional<std::string> read_field(std::string_view name, const boost::json::
   }
   if (name == "utc_offset_minutes") {
     // Real offsets run from UTC-12:00 to UTC+14:00.
-    if (auto err = read_integer(name, v, -12 * 60, 14 * 60, n)) return err;
+    if (auto err = read_integer(name, v, std::int64_t{-12} * 60, std::int64_t{14} * 60, n)) return err;
     c.utc_offset_minutes = static_cast<int>(n);
     return std::nullopt;
   }
   if (name == "velocity_window_seconds") {
-    if (auto err = read_integer(name, v, 1, 7 * 24 * 3600, n)) return err;
+    if (auto err = read_integer(name, v, 1, std::int64_t{7} * 24 * 3600, n)) return err;
     c.velocity_window = std::chrono::seconds(n);
     return std::nullopt;
   }

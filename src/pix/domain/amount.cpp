@@ -61,7 +61,7 @@ AmountParse from_digits(std::string_view whole, std::string_view frac) {
   std::int64_t cents = 0;
   for (char c : significant) cents = cents * 10 + (c - '0');
   cents *= 100;
-  if (!frac.empty()) cents += (frac[0] - '0') * 10;
+  if (!frac.empty()) cents += std::int64_t{frac[0] - '0'} * 10;
   if (frac.size() == 2) cents += frac[1] - '0';
   return success(cents);
 }

@@ -407,7 +407,7 @@ bool is_trace_id(std::string_view text) {
 
 std::optional<std::int64_t> parse_lookback(std::string_view text) {
   constexpr std::int64_t kMinuteUs = 60'000'000;
-  constexpr std::int64_t kWeekUs = 7 * 24 * 60 * kMinuteUs;
+  constexpr std::int64_t kWeekUs = kMinuteUs * 60 * 24 * 7;
   if (text.size() < 2) return std::nullopt;
   std::int64_t unit = 0;
   switch (text.back()) {
@@ -418,7 +418,7 @@ std::optional<std::int64_t> parse_lookback(std::string_view text) {
       unit = 60 * kMinuteUs;
       break;
     case 'd':
-      unit = 24 * 60 * kMinuteUs;
+      unit = kMinuteUs * 60 * 24;
       break;
     case 'w':
       unit = kWeekUs;

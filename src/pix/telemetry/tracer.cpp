@@ -77,7 +77,7 @@ ExportTransport http_transport(const TracingConfig& config) {
   base.headers.emplace_back("Content-Type", "application/json");
   base.ca_file = config.ca_file;
   base.timeout = config.export_timeout;
-  base.max_response_bytes = 64 * 1024;
+  base.max_response_bytes = std::size_t{64} * 1024;
   return [base](const std::string& body) {
     http::ClientRequest request = base;
     request.body = body;

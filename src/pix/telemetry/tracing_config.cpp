@@ -172,7 +172,9 @@ std::optional<TracingConfig> tracing_config_from_env(std::string_view service, s
 std::optional<TracingConfig> tracing_config_from_env(std::string_view service, std::string_view instance,
                                                      std::string& error) {
   return tracing_config_from_env(
-      service, instance, [](const char* name) { return std::getenv(name); }, error);
+      service, instance,
+      [](const char* name) { return std::getenv(name); },  // NOLINT(concurrency-mt-unsafe): at start-up
+      error);
 }
 
 }  // namespace pix::telemetry

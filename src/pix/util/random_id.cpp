@@ -7,7 +7,7 @@ namespace {
 
 // splitmix64-seeded xoshiro256**: fast, per thread, no locks.
 struct Xoshiro {
-  std::uint64_t s[4];
+  std::uint64_t s[4]{};
   Xoshiro() {
     std::random_device rd;
     std::uint64_t x = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();

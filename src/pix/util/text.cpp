@@ -1,5 +1,7 @@
 #include "pix/util/text.hpp"
 
+#include <cstring>
+
 namespace pix::util {
 namespace {
 
@@ -11,6 +13,13 @@ int hex_value(char c) noexcept {
 }
 
 }  // namespace
+
+std::string errno_text(int err) {
+  char buffer[256];
+  // The GNU strerror_r (what _GNU_SOURCE, on by default with g++, declares) returns the text,
+  // which may or may not be in `buffer`.
+  return ::strerror_r(err, buffer, sizeof buffer);
+}
 
 std::string_view trim_blanks(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
