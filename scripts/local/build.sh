@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Configures and builds one CMake preset, printing what it does.
 #
-#   scripts/local/build.sh [release|debug]     default: release
+#   scripts/local/build.sh [release|debug|tsan]     default: release
 #
 # release: the services (build/release, optimized); debug: the tests with
-# AddressSanitizer + UBSan (build/debug). Incremental: a second run only
+# AddressSanitizer + UBSan (build/debug); tsan: the tests with ThreadSanitizer
+# (build/tsan). Incremental: a second run only
 # rebuilds what changed.
 set -euo pipefail
 
@@ -13,8 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 preset="${1:-release}"
 case "$preset" in
-    release|debug) ;;
-    *) die "unknown preset '$preset' (release or debug)" ;;
+    release|debug|tsan) ;;
+    *) die "unknown preset '$preset' (release, debug or tsan)" ;;
 esac
 root="$(pix_root)"
 cd "$root"

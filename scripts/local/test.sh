@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then integration tests against the real brokers.
 #
-#   scripts/local/test.sh [unit|integration|secure|all]     default: all
+#   scripts/local/test.sh [unit|integration|secure|tsan|all]     default: all
 #
 # Installs what is missing, checks formatting and shell scripts, builds the debug preset (AddressSanitizer + UBSan),
 # starts Kafka and RabbitMQ if they are not running, declares the topology, and
@@ -12,7 +12,10 @@
 # `all` and `secure` also start a secure broker pair of the tests' own (Kafka SASL_SSL with ACLs,
 # RabbitMQ AMQPS with per-user permissions; state in $PIX_STATE/secure-test, ports 29392/29393,
 # 26671/26681/26691, so a running ./pix up --secure is left alone), run the `secure` label
-# against it, and stop it again.
+# against it, and stop it again. `tsan` (not yet part of `all`: its first full run is still to be
+# made and timed) builds the tsan preset (ThreadSanitizer) and runs the unit tests and the
+# gateway's and saga's integration tests (services built with TSan too) under it; a race report
+# fails the process that sees it.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -22,8 +25,8 @@ root="$(pix_root)"
 here="$root/scripts/local"
 what="${1:-all}"
 case "$what" in
-    unit|integration|secure|all) ;;
-    *) die "unknown test set '$what' (unit, integration, secure or all)" ;;
+    unit|integration|secure|tsan|all) ;;
+    *) die "unknown test set '$what' (unit, integration, secure, tsan or all)" ;;
 esac
 
 t0="$(now_us)"
@@ -35,6 +38,9 @@ if [[ "$what" == integration || "$what" == all ]] && ! "$here/jaeger.sh" path >/
     "$here/jaeger.sh" build >"$PIX_LOGS/jaeger-build-bg.log" 2>&1 &
     jaeger_build_pid=$!
 fi
+# A ./pix up running beside the tests is the user's: it must be running (and ready) afterwards too.
+user_services=0
+"$here/services.sh" status >/dev/null 2>&1 && user_services=1
 "$here/deps.sh"
 "$here/lint.sh"
 "$here/build.sh" debug
@@ -92,6 +98,25 @@ run_secure_tests() {
     stop_secure
 }
 
+# The same tests under ThreadSanitizer: the unit tests, then the gateway's and the saga's
+# integration tests against the running brokers (their pix-api and stages are TSan builds too).
+run_tsan_tests() {
+    "$here/build.sh" tsan
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp}"
+    step "unit tests under ThreadSanitizer (ctest --preset unit-tsan)"
+    ctest --preset unit-tsan -j2
+    PIX_SKIP_DEPS=1 "$here/brokers.sh" up
+    "$root/build/tsan/src/pix-admin" topology | sed 's/^/    /'
+    step "the gateway's and the saga's integration tests under ThreadSanitizer (ctest --preset integration-tsan)"
+    PIX_KAFKA_BOOTSTRAP="${PIX_KAFKA_BOOTSTRAP:-127.0.0.1:9092}" \
+        PIX_RABBIT_URL="${PIX_RABBIT_URL:-amqp://guest:guest@127.0.0.1:5672/}" \
+        PIX_TEST_BROKER_CONTROL="${PIX_TEST_BROKER_CONTROL:-1}" ctest --preset integration-tsan
+    unset TSAN_OPTIONS
+}
+
+if [[ "$what" == tsan ]]; then
+    run_tsan_tests
+fi
 if [[ "$what" == unit || "$what" == all ]]; then
     step "unit tests (ctest -L unit)"
     ctest --preset unit -j2
@@ -115,9 +140,19 @@ if [[ "$what" == integration || "$what" == all ]]; then
     step "bench/run.py's own logic (bench/run_test.py)"
     PYTHONDONTWRITEBYTECODE=1 python3 "$root/bench/run_test.py" 2>&1 | sed 's/^/    /'
     step "benchmark smoke run (a few seconds per target at a tiny rate, so bench/ cannot rot)"
-    "$root/bench/run.py" --smoke --out "$PIX_STATE/bench-smoke"
+    # --leave-services: the smoke run measures nothing worth a quiet CPU, and the services of a
+    # ./pix up running beside the tests are the user's (the smoke's own servers bind 5200 and up).
+    "$root/bench/run.py" --smoke --leave-services --out "$PIX_STATE/bench-smoke"
     # After the smoke run: it builds the release preset, which the compose check reads.
     step "deployment checks (Dockerfiles, compose, k8s, monitoring, workflows; a real Prometheus scrape)"
     "$root/scripts/deploy/validate.sh"
+fi
+if ((user_services)); then
+    step "checking that the services of ./pix up still answer /readyz"
+    for _ in $(seq 60); do
+        "$here/services.sh" status >/dev/null 2>&1 && break
+        sleep 1
+    done
+    "$here/services.sh" status | sed 's/^/    /' || die "the tests left the services of ./pix up not ready"
 fi
 ok "all tests passed in $(elapsed_since "$t0")s"
