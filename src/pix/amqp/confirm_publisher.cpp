@@ -75,7 +75,7 @@ constexpr std::size_t kReadChunk = std::size_t{128} * 1024;
 constexpr std::size_t kMaxReadsPerTurn = 4;
 // Beyond this many unsent bytes the broker is not keeping up (or not reading): stop encoding
 // until the socket drains, so that memory stays bounded by max_in_flight, not by the backlog.
-constexpr std::size_t kMaxUnsentBytes = 8 * 1024 * 1024;
+constexpr std::size_t kMaxUnsentBytes = std::size_t{8} * 1024 * 1024;
 // Upper bound on a poll() sleep, so that clock-driven work is never late by more than this.
 constexpr std::chrono::milliseconds kMaxPollWait{500};
 // How long a polite close may wait for our last bytes to leave.

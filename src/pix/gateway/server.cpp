@@ -185,7 +185,7 @@ auto Server::async_publish(broker::OutboundEvent event, Token&& token) {
           std::lock_guard lock(waits_mutex_);
           waits_.push_back(wait);
         }
-        publisher_.publish(std::move(ev), [wait](broker::PublishResult r) mutable {
+        publisher_.publish(ev, [wait](broker::PublishResult r) mutable {
           if (wait->fired.exchange(true)) return;
           auto* raw = wait.get();
           raw->complete(std::move(wait), std::move(r));

@@ -151,8 +151,8 @@ SignalWatcher::SignalWatcher(StopSource& stop, std::map<int, std::function<void(
 SignalWatcher::~SignalWatcher() {
   quitting_ = true;
   // The watcher's thread is in sigwait() with SIGTERM blocked: this wakes exactly that thread.
-  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread): SIGTERM is blocked and sigwait()ed by that thread; it ends
-  // nothing
+  // SIGTERM is blocked and sigwait()ed there, so it ends nothing.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread)
   pthread_kill(thread_.native_handle(), SIGTERM);
   thread_.join();
   pthread_sigmask(SIG_SETMASK, &previous_, nullptr);

@@ -67,8 +67,8 @@ class WorkGate {
   class Ticket {
    public:
     explicit Ticket(WorkGate& gate) : gate_(gate.enter() ? &gate : nullptr) {}
-    // NOLINTNEXTLINE(bugprone-exception-escape): leave() throws only when unmatched; a Ticket leaves only what it
-    // entered
+    // leave() throws only when unmatched, and a Ticket leaves only what it entered.
+    // NOLINTNEXTLINE(bugprone-exception-escape)
     ~Ticket() {
       if (gate_ != nullptr) gate_->leave();
     }
