@@ -53,13 +53,16 @@ void add_topology_command(CLI::App& app, AdminConfig& c, kafka::ClientFlags& kaf
   cmd->callback([&c] { c.command = Command::kTopology; });
 }
 
+/// The auditor's store, named the same way by every command that reads it.
+void add_audit_db_option(CLI::App& cmd, std::string& audit_db) {
+  cmd.add_option("--audit-db", audit_db, "the auditor's store")->envname("PIX_AUDIT_DB")->capture_default_str();
+}
+
 void add_report_command(CLI::App& app, AdminConfig& c) {
   auto* cmd = app.add_subcommand("report",
                                  "summary of the saga: counts per stage, rejections by reason, "
                                  "balances conserved, audit chain valid");
-  cmd->add_option("--audit-db", c.report.audit_db, "the auditor's store")
-      ->envname("PIX_AUDIT_DB")
-      ->capture_default_str();
+  add_audit_db_option(*cmd, c.report.audit_db);
   cmd->add_option("--ledger-db", c.report.ledger_db, "the settlement ledger (optional)")->envname("PIX_LEDGER_DB");
   cmd->add_flag("--json", c.report.json, "print JSON");
   cmd->callback([&c] { c.command = Command::kReport; });
@@ -70,9 +73,7 @@ void add_verify_command(CLI::App& app, AdminConfig& c, kafka::ClientFlags& kafka
   auto* cmd = app.add_subcommand("verify-audit",
                                  "re-walk the audit hash chain; report the first broken link (and, with "
                                  "--anchor-kafka, a tail cut off)");
-  cmd->add_option("--audit-db", c.verify_audit.audit_db, "the auditor's store")
-      ->envname("PIX_AUDIT_DB")
-      ->capture_default_str();
+  add_audit_db_option(*cmd, c.verify_audit.audit_db);
   cmd->add_flag("--anchor-kafka", anchor_kafka,
                 "also check the chain's tail against the entries the auditor announced on pix.audit.log "
                 "(exit 3 if cut off or rewritten, 1 if the topic cannot be read)");
